@@ -1,0 +1,90 @@
+/**
+ * The agent process: sources -> outbox (SQLite) -> uplink.
+ * Lifecycle: start() opens the outbox, starts the uplink (it drains whatever was left
+ * pending by a previous run), then the sources; stop() stops the sources first, so no
+ * read is left half-committed, then the uplink, then closes the outbox.
+ */
+import { join } from 'node:path';
+import { createLogger, type Logger } from '../protocols/log.js';
+import type { AgentConfig, SourceConfig } from './config.js';
+import { Outbox } from './outbox/outbox.js';
+import { OpcUaSource } from './sources/opcua/index.js';
+import type { Source, SourceContext } from './sources/source.js';
+import { WebSocketUplink } from './uplink/ws-uplink.js';
+
+export type AgentState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+export function createSource(config: SourceConfig, logger: Logger): Source {
+  switch (config.kind) {
+    case 'opcua':
+      return new OpcUaSource(config, logger.child({ source: config.name }));
+  }
+}
+
+export class Agent {
+  state: AgentState = 'INITIALIZED';
+  readonly outbox: Outbox;
+  readonly uplink: WebSocketUplink;
+  readonly sources: Source[];
+  private readonly logger: Logger;
+  private readonly resumeListeners = new Set<() => void>();
+
+  constructor(private readonly config: AgentConfig, options: { logger?: Logger } = {}) {
+    this.logger = options.logger ?? createLogger('plantlink-agent', { level: config.log.level });
+    this.outbox = new Outbox({
+      path: join(config.agent.dataDir, 'outbox.sqlite'),
+      plant: config.agent.plant,
+      maxBytes: config.outbox.maxBytes,
+      maxEvents: config.outbox.maxEvents,
+      onFull: config.outbox.onFull,
+    });
+    this.outbox.on('full', (reason) => this.logger.error({ alarm: 'outbox_full', policy: config.outbox.onFull }, reason));
+    this.outbox.on('resumed', () => {
+      this.logger.warn({ alarm: 'outbox_full', cleared: true }, 'outbox has room again; sources resume');
+      for (const l of this.resumeListeners) l();
+    });
+    this.outbox.on('quarantined', (q) => this.logger.error(q, 'event quarantined in the outbox (failed validation)'));
+    this.uplink = new WebSocketUplink(config.uplink, this.outbox, this.logger.child({ component: 'uplink' }));
+    this.sources = config.sources.map((s) => createSource(s, this.logger));
+  }
+
+  private contextFor(source: Source): SourceContext {
+    return {
+      plant: this.config.agent.plant,
+      logger: this.logger.child({ source: source.name }),
+      commit: (events, state) => this.outbox.append(source.name, events, state),
+      loadState: <T>(key: string) => this.outbox.loadState<T>(source.name, key),
+      onResume: (listener) => {
+        this.resumeListeners.add(listener);
+        return () => this.resumeListeners.delete(listener);
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    const stats = this.outbox.stats();
+    this.logger.info({ agent: this.config.agent.id, plant: this.config.agent.plant, pending: stats.pending }, 'agent starting');
+    this.uplink.start();
+    for (const source of this.sources) await source.start(this.contextFor(source));
+    this.state = 'RUNNING';
+  }
+
+  status() {
+    return {
+      state: this.state,
+      outbox: this.outbox.stats(),
+      uplink: this.uplink.status(),
+      sources: this.sources.map((s) => ({ name: s.name, kind: s.kind, ...s.health() })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'STOPPED') return;
+    this.state = 'DRAINING';
+    for (const source of this.sources) await source.stop();
+    await this.uplink.stop();
+    this.outbox.close();
+    this.state = 'STOPPED';
+    this.logger.info('agent stopped');
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The agent's configuration: one zod schema that is the documentation, the validation and
+ * the types. Unknown keys are errors (`.strict()`), so a typo never silently does nothing.
+ */
+import { z } from 'zod';
+import { OpcUaSourceConfig } from './sources/opcua/index.js';
+import { WebSocketUplinkConfig } from './uplink/config.js';
+
+export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig]).describe('A plant-side source.');
+export type SourceConfig = z.infer<typeof SourceConfig>;
+
+export const AgentConfig = z
+  .object({
+    agent: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).describe('This agent\'s id, as registered at the relay.'),
+        plant: z.string().min(1).max(64).describe('The plant this agent speaks for; must match its relay registration.'),
+        dataDir: z.string().min(1).default('./data').describe('Folder for the outbox database and source state. Keep it across upgrades.'),
+      })
+      .strict(),
+    outbox: z
+      .object({
+        maxBytes: z.number().int().min(1024).default(1024 * 1024 * 1024).describe('Pending event bytes before the on-full policy applies (default 1 GiB).'),
+        maxEvents: z.number().int().min(1).default(5_000_000).describe('Pending events before the on-full policy applies.'),
+        onFull: z
+          .enum(['pause', 'drop_newest'])
+          .default('pause')
+          .describe('pause: sources stop taking data (OPC UA sources re-read current values on resume) and an alarm is logged; drop_newest: new events are dropped, counted and logged.'),
+      })
+      .strict()
+      .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause' }),
+    uplink: z.discriminatedUnion('kind', [WebSocketUplinkConfig]).describe('How events leave the plant.'),
+    sources: z.array(SourceConfig).min(1).describe('Plant-side sources.'),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level.') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.sources.forEach((s, i) => {
+      if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['sources', i, 'name'], message: `duplicate source name "${s.name}"` });
+      seen.add(s.name);
+    });
+  });
+export type AgentConfig = z.infer<typeof AgentConfig>;

@@ -1,0 +1,335 @@
+/**
+ * The agent's store-and-forward outbox: SQLite (better-sqlite3), WAL, synchronous=FULL.
+ *
+ * Invariants
+ * - An event is in the outbox from the moment `append` returns `committed` until the relay
+ *   acknowledged it (`ack`) or refused it (`reject`, which moves it to `rejected` with its
+ *   reason). Nothing else removes a row. A full outbox never drops silently: the default
+ *   policy refuses the append (`paused`) and raises an alarm.
+ * - `append` writes the events AND the producing source's progress state in one
+ *   transaction: after kill -9 at any instant both or neither are on disk.
+ * - `plantseq` is assigned at append, strictly increasing, never reused (the high-water mark
+ *   lives in `meta`, so deleting acknowledged rows cannot roll it back).
+ * - Dedupe: (source, id) is unique among pending rows; a repeat append of the same fact is
+ *   counted as a duplicate and consumes no sequence number.
+ *
+ * Durability: synchronous=FULL with one transaction per append batch or ack frame (never one
+ * fsync per event), so a committed append survives power loss, not just a process crash.
+ *
+ * On-disk format (schema version 1):
+ *   outbox(seq PK, id, source, type, subject, created_ms, bytes, body)  body = full CloudEvent JSON
+ *   rejected(seq PK, ..., code, reason, rejected_ms)                     operator-visible quarantine
+ *   source_state(source, key, value)                                     sources' progress, JSON
+ *   meta(key PK, value)                                                  schema_version, next_seq
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { deriveEventId } from '../../protocols/events/event-id.js';
+import { MAX_EVENT_BYTES, sourceUri, type CloudEventV1 } from '../../protocols/events/envelope.js';
+import { validateEvent } from '../../protocols/events/registry.js';
+import type { CommitOutcome, EventDraft, StateWrite } from '../sources/source.js';
+
+const SCHEMA_VERSION = 1;
+
+export type OnFullPolicy = 'pause' | 'drop_newest';
+
+export interface OutboxOptions {
+  path: string;
+  plant: string;
+  /** Pending body bytes allowed before the on-full policy applies. */
+  maxBytes: number;
+  /** Pending events allowed before the on-full policy applies. */
+  maxEvents: number;
+  onFull: OnFullPolicy;
+  /** Fraction of the quota pending must fall under before paused sources resume (hysteresis). */
+  resumeBelow?: number;
+  now?: () => number;
+}
+
+export interface PendingEvent {
+  seq: number;
+  id: string;
+  body: string;
+}
+
+export interface RejectedEvent {
+  seq: number;
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  code: string;
+  reason: string;
+  rejectedMs: number;
+  body: string;
+}
+
+export interface OutboxStats {
+  pending: number;
+  pendingBytes: number;
+  oldestPendingMs: number | undefined;
+  rejected: number;
+  full: boolean;
+  dropped: number;
+  nextSeq: number;
+}
+
+interface OutboxEvents {
+  appended: [count: number];
+  full: [reason: string];
+  resumed: [];
+  quarantined: [event: { id: string; code: string; reason: string }];
+}
+
+export class Outbox extends EventEmitter<OutboxEvents> {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private pendingCount = 0;
+  private pendingBytes = 0;
+  private nextSeq = 1;
+  private full = false;
+  private dropped = 0;
+  private readonly stmts;
+
+  constructor(private readonly options: OutboxOptions) {
+    super();
+    this.now = options.now ?? Date.now;
+    mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.stmts = {
+      insert: this.db.prepare(
+        'INSERT OR IGNORE INTO outbox (seq, id, source, type, subject, created_ms, bytes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      putState: this.db.prepare(
+        'INSERT INTO source_state (source, key, value) VALUES (?, ?, ?) ON CONFLICT(source, key) DO UPDATE SET value = excluded.value',
+      ),
+      deleteState: this.db.prepare('DELETE FROM source_state WHERE source = ? AND key = ?'),
+      getState: this.db.prepare<[string, string], { value: string }>('SELECT value FROM source_state WHERE source = ? AND key = ?'),
+      pending: this.db.prepare<[number, number], { seq: number; id: string; body: string }>(
+        'SELECT seq, id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      deleteOne: this.db.prepare<[number], { bytes: number }>('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
+      moveToRejected: this.db.prepare(
+        `INSERT OR REPLACE INTO rejected (seq, id, source, type, subject, created_ms, body, code, reason, rejected_ms)
+         SELECT seq, id, source, type, subject, created_ms, body, ?, ?, ? FROM outbox WHERE seq = ?`,
+      ),
+      insertRejected: this.db.prepare(
+        `INSERT OR REPLACE INTO rejected (seq, id, source, type, subject, created_ms, body, code, reason, rejected_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      oldest: this.db.prepare<[], { created_ms: number }>('SELECT created_ms FROM outbox ORDER BY seq LIMIT 1'),
+      rejectedCount: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM rejected'),
+      listRejected: this.db.prepare<[number], RejectedEvent>(
+        `SELECT seq, id, source, type, subject, code, reason, rejected_ms AS rejectedMs, body FROM rejected ORDER BY seq LIMIT ?`,
+      ),
+    };
+    const totals = this.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.pendingCount = totals.n;
+    this.pendingBytes = totals.b;
+    this.full = this.overQuota(0, 0);
+  }
+
+  private migrate(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, body TEXT NOT NULL);
+      CREATE UNIQUE INDEX IF NOT EXISTS outbox_dedupe ON outbox (id, source);
+      CREATE TABLE IF NOT EXISTS rejected (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, body TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL, rejected_ms INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS source_state (source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (source, key));
+    `);
+    const version = this.getMeta('schema_version');
+    if (version !== undefined && Number(version) !== SCHEMA_VERSION) {
+      throw new Error(`outbox ${this.options.path} has schema version ${version}; this build reads ${SCHEMA_VERSION}`);
+    }
+    this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    this.nextSeq = Number(this.getMeta('next_seq') ?? '1');
+  }
+
+  private getMeta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  private overQuota(extraEvents: number, extraBytes: number): boolean {
+    return this.pendingCount + extraEvents > this.options.maxEvents || this.pendingBytes + extraBytes > this.options.maxBytes;
+  }
+
+  /**
+   * Appends events and the producing source's state in one durable transaction.
+   * Events that fail schema validation or exceed the size limit are quarantined in
+   * `rejected` (with the reason) in the same transaction: they can be fixed and replayed,
+   * and they never block the good events beside them.
+   */
+  append(sourceName: string, drafts: readonly EventDraft[], state: readonly StateWrite[] = []): CommitOutcome {
+    const now = this.now();
+    const source = sourceUri(this.options.plant, sourceName);
+    const built: { id: string; type: string; subject: string; body: string; invalid?: { code: string; reason: string } }[] = [];
+    let bytes = 0;
+    for (const draft of drafts) {
+      const id = deriveEventId(draft.fact);
+      const event: CloudEventV1 = {
+        specversion: '1.0',
+        id,
+        source,
+        type: draft.type,
+        subject: draft.subject,
+        time: new Date(draft.fact.occurredAtMs).toISOString(),
+        datacontenttype: 'application/json',
+        plant: this.options.plant,
+        plantseq: 1, // placeholder, set below once we know it is not a duplicate
+        correlationid: draft.correlationId ?? id,
+        data: draft.data,
+      };
+      const check = validateEvent(event);
+      const body = JSON.stringify(event);
+      const invalid = !check.ok
+        ? { code: check.code, reason: check.reason }
+        : Buffer.byteLength(body) > MAX_EVENT_BYTES
+          ? { code: 'event_too_large', reason: `event is ${Buffer.byteLength(body)} bytes; the limit is ${MAX_EVENT_BYTES}` }
+          : undefined;
+      built.push({ id, type: draft.type, subject: draft.subject, body, ...(invalid ? { invalid } : {}) });
+      if (!invalid) bytes += body.length;
+    }
+
+    const goodCount = built.filter((b) => !b.invalid).length;
+    // An empty outbox always takes a batch, or one batch bigger than the quota would pause forever.
+    if (goodCount > 0 && this.pendingCount > 0 && this.overQuota(goodCount, bytes)) {
+      if (!this.full) {
+        this.full = true;
+        this.emit('full', this.quotaReason());
+      }
+      if (this.options.onFull === 'pause') return { status: 'paused', reason: this.quotaReason() };
+    }
+    const dropAll = goodCount > 0 && this.pendingCount > 0 && this.options.onFull === 'drop_newest' && this.overQuota(goodCount, bytes);
+
+    let appended = 0;
+    let duplicates = 0;
+    const quarantined: { id: string; code: string; reason: string }[] = [];
+    this.db.transaction(() => {
+      for (const b of built) {
+        if (b.invalid) {
+          const seq = this.nextSeq++;
+          this.stmts.insertRejected.run(seq, b.id, source, b.type, b.subject, now, b.body, b.invalid.code, b.invalid.reason, now);
+          quarantined.push({ id: b.id, ...b.invalid });
+          continue;
+        }
+        if (dropAll) {
+          this.dropped++;
+          continue;
+        }
+        const seq = this.nextSeq;
+        // The seq is spliced into the JSON text rather than re-serialising the event.
+        const body = b.body.replace('"plantseq":1,', `"plantseq":${seq},`);
+        const info = this.stmts.insert.run(seq, b.id, source, b.type, b.subject, now, body.length, body);
+        if (info.changes === 1) {
+          this.nextSeq++;
+          appended++;
+          this.pendingCount++;
+          this.pendingBytes += body.length;
+        } else {
+          duplicates++;
+        }
+      }
+      for (const s of state) {
+        if (s.value === undefined) this.stmts.deleteState.run(sourceName, s.key);
+        else this.stmts.putState.run(sourceName, s.key, JSON.stringify(s.value));
+      }
+      this.stmts.setMeta.run('next_seq', String(this.nextSeq));
+    })();
+    for (const q of quarantined) this.emit('quarantined', q);
+    if (appended > 0) this.emit('appended', appended);
+    return { status: 'committed', appended, duplicates };
+  }
+
+  loadState<T>(sourceName: string, key: string): T | undefined {
+    const row = this.stmts.getState.get(sourceName, key);
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  /** Pending events after `afterSeq`, in sequence order, at most `maxEvents` and (past the first) `maxBytes` of bodies. */
+  readPending(afterSeq: number, maxEvents: number, maxBytes: number): PendingEvent[] {
+    const rows = this.stmts.pending.all(afterSeq, maxEvents);
+    let total = 0;
+    let i = 0;
+    for (; i < rows.length; i++) {
+      total += rows[i]!.body.length + 1;
+      if (total > maxBytes && i > 0) break;
+    }
+    return rows.slice(0, i);
+  }
+
+  /** Removes events the relay committed. Safe to repeat. */
+  ack(seqs: readonly number[]): void {
+    if (seqs.length === 0) return;
+    this.db.transaction(() => {
+      for (const seq of seqs) {
+        const row = this.stmts.deleteOne.get(seq);
+        if (row) {
+          this.pendingCount--;
+          this.pendingBytes -= row.bytes;
+        }
+      }
+    })();
+    this.maybeResume();
+  }
+
+  /** Moves events the relay refused into `rejected`, with the relay's reason. */
+  reject(items: readonly { seq: number; code: string; reason: string }[]): void {
+    if (items.length === 0) return;
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const item of items) {
+        this.stmts.moveToRejected.run(item.code, item.reason, now, item.seq);
+        const row = this.stmts.deleteOne.get(item.seq);
+        if (row) {
+          this.pendingCount--;
+          this.pendingBytes -= row.bytes;
+        }
+      }
+    })();
+    this.maybeResume();
+  }
+
+  private maybeResume(): void {
+    if (!this.full) return;
+    const f = this.options.resumeBelow ?? 0.9;
+    if (this.pendingCount <= this.options.maxEvents * f && this.pendingBytes <= this.options.maxBytes * f) {
+      this.full = false;
+      this.emit('resumed');
+    }
+  }
+
+  private quotaReason(): string {
+    return `outbox full: ${this.pendingCount} events / ${this.pendingBytes} bytes pending (limits ${this.options.maxEvents} events / ${this.options.maxBytes} bytes)`;
+  }
+
+  listRejected(limit = 100): RejectedEvent[] {
+    return this.stmts.listRejected.all(limit);
+  }
+
+  stats(): OutboxStats {
+    return {
+      pending: this.pendingCount,
+      pendingBytes: this.pendingBytes,
+      oldestPendingMs: this.stmts.oldest.get()?.created_ms,
+      rejected: this.stmts.rejectedCount.get()?.n ?? 0,
+      full: this.full,
+      dropped: this.dropped,
+      nextSeq: this.nextSeq,
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

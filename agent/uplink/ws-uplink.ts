@@ -1,0 +1,250 @@
+/**
+ * Outbound WebSocket uplink: drains the outbox to the relay.
+ *
+ * The outbox drives delivery. Batches are read in sequence order and at most
+ * `maxInFlight` are unacknowledged at a time. An outbox row is deleted only when the
+ * relay's ack for its batch arrives (the relay acks after its fsync'd commit); a row the
+ * relay refuses moves to the outbox's `rejected` table with the relay's reason. When the
+ * socket goes away, everything in flight is simply read again from the outbox after the
+ * next welcome: resume is from the oldest unacknowledged event, and the relay dedupes.
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { backoffMs, describeError } from '../../protocols/errors.js';
+import type { Logger } from '../../protocols/log.js';
+import { AckFrame, RelayFrame, subprotocolFor, SUPPORTED_UPLINK_VERSIONS, type WelcomeFrame } from '../../protocols/uplink/frames.js';
+import type { Outbox } from '../outbox/outbox.js';
+import type { WebSocketUplinkConfig } from './config.js';
+
+export type UplinkState = 'connecting' | 'connected' | 'disconnected' | 'unauthorized' | 'stopped';
+
+export interface UplinkHealth {
+  state: UplinkState;
+  detail?: string;
+  lastAckMs?: number;
+  connectedSinceMs?: number;
+}
+
+interface UplinkEvents {
+  acked: [stored: number, rejected: number];
+  state: [health: UplinkHealth];
+}
+
+interface InFlight {
+  seqs: number[];
+  ids: string[];
+}
+
+const FRAME_OVERHEAD = 64;
+
+export class WebSocketUplink extends EventEmitter<UplinkEvents> {
+  private ws: WebSocket | undefined;
+  private welcome: WelcomeFrame | undefined;
+  private readonly inFlight = new Map<number, InFlight>();
+  private nextBatch = 0;
+  private cursor = 0;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private awaitingPong = false;
+  private stopped = true;
+  private health: UplinkHealth = { state: 'disconnected' };
+  private readonly onAppended = () => this.pump();
+
+  constructor(
+    private readonly config: WebSocketUplinkConfig,
+    private readonly outbox: Outbox,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.outbox.on('appended', this.onAppended);
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.outbox.off('appended', this.onAppended);
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 2000);
+        ws.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+        else ws.close(1000, 'agent stopping');
+      });
+    }
+    this.setHealth({ state: 'stopped' });
+  }
+
+  status(): UplinkHealth & { inFlight: number } {
+    return { ...this.health, inFlight: this.inFlight.size };
+  }
+
+  private setHealth(next: UplinkHealth): void {
+    this.health = { ...next, ...(this.health.lastAckMs !== undefined && next.lastAckMs === undefined ? { lastAckMs: this.health.lastAckMs } : {}) };
+    this.emit('state', this.health);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setHealth({ state: 'connecting' });
+    const tls = this.config.tls;
+    const ws = new WebSocket(
+      this.config.url,
+      SUPPORTED_UPLINK_VERSIONS.map(subprotocolFor),
+      {
+        headers: { Authorization: `Bearer ${this.config.token}` },
+        handshakeTimeout: this.config.connectTimeoutMs,
+        maxPayload: 4 * 1024 * 1024,
+        perMessageDeflate: false,
+        ...(tls?.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+        ...(tls?.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+        ...(tls?.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+        ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+      },
+    );
+    this.ws = ws;
+    let refused: string | undefined;
+
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < 1000) body += chunk;
+      });
+      res.on('end', () => {
+        refused = `relay refused the connection: HTTP ${status} ${body.trim().slice(0, 300)}`;
+        ws.terminate();
+      });
+      if (status === 401 || status === 403) this.setHealth({ state: 'unauthorized', detail: `HTTP ${status}` });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return this.protocolError('binary frame from relay');
+      this.onFrame(data.toString());
+    });
+    ws.on('pong', () => {
+      this.awaitingPong = false;
+    });
+    ws.on('error', (err) => {
+      if (!refused) this.logger.debug({ err: describeError(err) }, 'uplink socket error');
+    });
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      clearInterval(this.heartbeatTimer);
+      const lost = this.inFlight.size;
+      this.inFlight.clear();
+      this.welcome = undefined;
+      this.cursor = 0;
+      if (this.stopped) return;
+      const detail = refused ?? `closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`;
+      const unauthorized = /HTTP 40[13]/.test(detail);
+      this.setHealth({ state: unauthorized ? 'unauthorized' : 'disconnected', detail });
+      const delay = backoffMs(this.attempt++, this.config.reconnect.initialDelayMs, this.config.reconnect.maxDelayMs);
+      const log = unauthorized ? this.logger.error.bind(this.logger) : this.logger.warn.bind(this.logger);
+      log({ detail, unackedBatches: lost, retryInMs: delay }, unauthorized ? 'relay refused this agent\'s credentials; check uplink.token' : 'uplink disconnected; will reconnect');
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private onFrame(text: string): void {
+    let frame: RelayFrame;
+    try {
+      const parsed = RelayFrame.safeParse(JSON.parse(text));
+      if (!parsed.success) return this.protocolError(`unexpected frame from relay: ${parsed.error.issues[0]?.message}`);
+      frame = parsed.data;
+    } catch (e) {
+      return this.protocolError(`malformed frame from relay: ${describeError(e)}`);
+    }
+    switch (frame.t) {
+      case 'welcome':
+        this.welcome = frame;
+        this.attempt = 0;
+        this.cursor = 0;
+        this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
+        this.logger.info({ relayProtocol: frame.protocol, plant: frame.plant }, 'uplink connected');
+        this.startHeartbeat();
+        this.pump();
+        return;
+      case 'ack':
+        return this.onAck(frame);
+      case 'error':
+        this.logger.error({ code: frame.code, reason: frame.reason }, 'relay reported a protocol error');
+        return;
+    }
+  }
+
+  private onAck(ack: AckFrame): void {
+    const batch = this.inFlight.get(ack.batch);
+    if (!batch) return this.protocolError(`ack for unknown batch ${ack.batch}`);
+    this.inFlight.delete(ack.batch);
+    const rejectedIdx = new Set(ack.rejected.map((r) => r.index));
+    const rejections = ack.rejected
+      .filter((r) => r.index < batch.seqs.length)
+      .map((r) => ({ seq: batch.seqs[r.index]!, code: r.code, reason: r.reason }));
+    const stored = batch.seqs.filter((_, i) => !rejectedIdx.has(i));
+    // Reject first: a crash between the two leaves the stored ones pending, which is a harmless resend.
+    this.outbox.reject(rejections);
+    this.outbox.ack(stored);
+    for (const r of rejections) this.logger.error({ seq: r.seq, code: r.code, reason: r.reason }, 'relay rejected an event; quarantined in the outbox');
+    this.health.lastAckMs = Date.now();
+    this.emit('acked', stored.length, rejections.length);
+    this.pump();
+  }
+
+  private pump(): void {
+    const ws = this.ws;
+    const welcome = this.welcome;
+    if (!ws || !welcome || ws.readyState !== WebSocket.OPEN) return;
+    const window = Math.min(this.config.maxInFlight, welcome.maxInFlight);
+    const maxEvents = Math.min(this.config.maxBatchEvents, welcome.maxBatchEvents);
+    while (this.inFlight.size < window) {
+      const rows = this.outbox.readPending(this.cursor, maxEvents, welcome.maxFrameBytes - FRAME_OVERHEAD);
+      if (rows.length === 0) return;
+      const batch = this.nextBatch++;
+      // Bodies are stored as JSON text: splice them into the frame instead of parsing and re-serialising.
+      const frame = `{"t":"batch","batch":${batch},"events":[${rows.map((r) => r.body).join(',')}]}`;
+      this.inFlight.set(batch, { seqs: rows.map((r) => r.seq), ids: rows.map((r) => r.id) });
+      this.cursor = rows[rows.length - 1]!.seq;
+      ws.send(frame);
+    }
+  }
+
+  private startHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.awaitingPong = false;
+    this.heartbeatTimer = setInterval(() => {
+      const ws = this.ws;
+      if (!ws) return;
+      if (this.awaitingPong) {
+        this.logger.warn('relay did not answer a ping; dropping the connection');
+        ws.terminate();
+        return;
+      }
+      this.awaitingPong = true;
+      ws.ping();
+    }, this.config.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private protocolError(reason: string): void {
+    this.logger.error({ reason }, 'uplink protocol error; reconnecting');
+    this.ws?.close(4400, reason.slice(0, 120));
+  }
+}

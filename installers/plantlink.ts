@@ -1,0 +1,188 @@
+/**
+ * `plantlink`: the one executable that installers ship. Subcommands:
+ *   agent [run] --config FILE       run the plant agent
+ *   agent check --config FILE       validate a config and exit
+ *   agent status --config FILE      backlog, quarantine and source state from the outbox
+ *   relay [run] --config FILE       run the relay
+ *   relay check --config FILE
+ *   relay add-agent --id ID --plant PLANT     issue an agent token
+ *   relay dead-letters --config FILE [--replay all|SEQ] [--sink NAME]
+ *   demo                            everything on loopback with a simulated plant and CRM
+ */
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfigFile } from '../protocols/config-file.js';
+import { createLogger, type Logger } from '../protocols/log.js';
+import { AgentConfig } from '../agent/config.js';
+import { RelayConfig } from '../relay/config.js';
+
+const program = new Command('plantlink').description('Plant-to-CRM event integration: agent, relay and demo.').showHelpAfterError();
+
+function loadOrExit<T>(file: string, load: (file: string) => T): T {
+  try {
+    return load(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+/** Runs a service until SIGTERM/SIGINT (systemd sends SIGTERM), then stops it gracefully. */
+async function runService(logger: Logger, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err: err.stack ?? String(err) }, 'uncaught exception; exiting so the service manager restarts us');
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled rejection; exiting');
+    process.exit(70);
+  });
+  const service = await start();
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal; exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    service.stop().then(
+      () => process.exit(0),
+      (e) => {
+        logger.error({ err: String(e) }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+const configOption = () => new Option('-c, --config <file>', 'config file (YAML)').makeOptionMandatory();
+
+const agent = program.command('agent').description('The plant agent.');
+agent
+  .command('run', { isDefault: true })
+  .description('Run the agent.')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
+    const logger = createLogger('plantlink-agent', { level: config.log.level });
+    const { Agent } = await import('../agent/agent.js');
+    await runService(logger, async () => {
+      const a = new Agent(config, { logger });
+      await a.start();
+      return a;
+    });
+  });
+agent
+  .command('check')
+  .description('Validate an agent config and exit (0 = valid, 2 = invalid).')
+  .addOption(configOption())
+  .action((opts: { config: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
+    process.stdout.write(`${opts.config}: valid (agent ${config.agent.id}, plant ${config.agent.plant}, ${config.sources.length} source(s))\n`);
+  });
+agent
+  .command('status')
+  .description('Outbox backlog, oldest pending event and quarantined events.')
+  .addOption(configOption())
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
+    const { Outbox } = await import('../agent/outbox/outbox.js');
+    const { join } = await import('node:path');
+    const outbox = new Outbox({ path: join(config.agent.dataDir, 'outbox.sqlite'), plant: config.agent.plant, maxBytes: config.outbox.maxBytes, maxEvents: config.outbox.maxEvents, onFull: config.outbox.onFull });
+    const stats = outbox.stats();
+    const rejected = outbox.listRejected(20).map(({ body: _body, ...r }) => r);
+    outbox.close();
+    if (opts.json) return void process.stdout.write(`${JSON.stringify({ outbox: stats, rejected }, null, 2)}\n`);
+    const age = stats.oldestPendingMs === undefined ? '-' : `${Math.round((Date.now() - stats.oldestPendingMs) / 1000)} s`;
+    process.stdout.write(
+      `pending events    ${stats.pending}\npending bytes     ${stats.pendingBytes}\noldest pending    ${age}\nquarantined       ${stats.rejected}\noutbox full       ${stats.full ? 'YES' : 'no'}\n`,
+    );
+    for (const r of rejected) process.stdout.write(`  quarantined ${r.id} ${r.type} ${r.subject}: ${r.code}: ${r.reason}\n`);
+  });
+
+const relay = program.command('relay').description('The cloud relay.');
+relay
+  .command('run', { isDefault: true })
+  .description('Run the relay.')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
+    const logger = createLogger('plantlink-relay', { level: config.log.level });
+    const { Relay } = await import('../relay/relay.js');
+    await runService(logger, async () => {
+      const r = new Relay(config, { logger });
+      await r.start();
+      return r;
+    });
+  });
+relay
+  .command('check')
+  .description('Validate a relay config and exit (0 = valid, 2 = invalid).')
+  .addOption(configOption())
+  .action((opts: { config: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
+    process.stdout.write(`${opts.config}: valid (${config.agents.length} agent(s), ${config.sinks.length} sink(s), ${config.routes.length} route(s))\n`);
+  });
+relay
+  .command('add-agent')
+  .description('Issue a token for a new agent: prints the token (for the agent config) and the entry for the relay config.')
+  .requiredOption('--id <id>', 'agent id')
+  .requiredOption('--plant <plant>', 'plant the agent speaks for')
+  .action(async (opts: { id: string; plant: string }) => {
+    const { issueToken, AgentCredential } = await import('../relay/ingress/agent-auth.js');
+    const { token, tokenHash } = issueToken(opts.id);
+    AgentCredential.parse({ id: opts.id, plant: opts.plant, tokenHash });
+    process.stdout.write(
+      `# agent config (uplink.token), keep secret:\n${token}\n\n# relay config, under agents:\n- id: ${opts.id}\n  plant: ${opts.plant}\n  tokenHash: ${tokenHash}\n`,
+    );
+  });
+relay
+  .command('dead-letters')
+  .description('List dead letters (events a sink refused permanently), or replay them after a fix.')
+  .addOption(configOption())
+  .option('--sink <name>', 'only this sink')
+  .option('--replay <what>', '"all", or the inbox sequence number of one dead letter')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { config: string; sink?: string; replay?: string; json?: boolean }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
+    const { Inbox } = await import('../relay/inbox/inbox.js');
+    const { join } = await import('node:path');
+    const inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
+    try {
+      if (opts.replay) {
+        const n = inbox.replayDead({ ...(opts.sink ? { sink: opts.sink } : {}), ...(opts.replay === 'all' ? { all: true } : { inboxSeq: Number(opts.replay) }) });
+        process.stdout.write(`${n} dead letter(s) queued for redelivery\n`);
+        return;
+      }
+      const rows = inbox.listDeliveries({ status: 'dead', ...(opts.sink ? { sink: opts.sink } : {}), limit: 1000 });
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      if (rows.length === 0) return void process.stdout.write('no dead letters\n');
+      for (const r of rows) {
+        process.stdout.write(`${r.inboxSeq}\t${r.sink}\t${r.subject}\t${r.id}\tattempts=${r.attempts}\t${r.errorCode}: ${r.lastError}\n`);
+      }
+    } finally {
+      inbox.close();
+    }
+  });
+
+program
+  .command('demo')
+  .description('Run a complete demo on loopback: simulated plant (OPC UA), agent, relay and a Salesforce-compatible CRM emulator.')
+  .option('--work-orders <n>', 'work orders per line (default: run until Ctrl-C)')
+  .action(async (opts: { workOrders?: string }) => {
+    const { runDemo } = await import('../test/sim/demo.js');
+    await runDemo({ ...(opts.workOrders ? { workOrdersPerLine: Number(opts.workOrders) } : {}) });
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`plantlink: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

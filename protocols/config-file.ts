@@ -1,0 +1,73 @@
+/**
+ * Loads a YAML config file and validates it against a zod schema. Errors name the file,
+ * the line and column, and the key path, e.g.
+ *   relay.yaml:14:7 sinks.0.auth.clientId: expected string, received undefined
+ * `${NAME}` in a string value is replaced by the environment variable NAME (an unset
+ * variable is an error, not an empty string), so secrets need not sit in the file.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
+import type { z } from 'zod';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`invalid config ${file}:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+function position(doc: Document, lines: LineCounter, path: readonly PropertyKey[], file: string): string {
+  // Walk down as far as the document goes: a missing key points at its parent.
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const range = node && typeof node === 'object' && 'range' in node ? node.range : undefined;
+    if (range) {
+      const { line, col } = lines.linePos(range[0]);
+      return `${file}:${line}:${col}`;
+    }
+  }
+  return file;
+}
+
+export function parseConfigText<S extends z.ZodType>(text: string, schema: S, file = '<config>', env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `${file}: ${e.message.split('\n')[0]}`));
+  const problems: string[] = [];
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      node.value = node.value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+        const value = env[name];
+        if (value === undefined) {
+          const at = node.range ? lines.linePos(node.range[0]) : undefined;
+          problems.push(`${file}${at ? `:${at.line}:${at.col}` : ''}: environment variable ${name} is not set`);
+          return '';
+        }
+        return value;
+      });
+    },
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  const result = schema.safeParse(doc.toJS() ?? {});
+  if (result.success) return result.data;
+  throw new ConfigError(
+    file,
+    result.error.issues.map((issue) => {
+      const keyPath = issue.path.length ? issue.path.join('.') : '(root)';
+      const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+      return `${position(doc, lines, issue.path, file)} ${keyPath}: ${issue.message}${extra}`;
+    }),
+  );
+}
+
+export function loadConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [`cannot read ${file}: ${(e as Error).message}`]);
+  }
+  return parseConfigText(text, schema, file);
+}
+

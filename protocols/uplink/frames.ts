@@ -1,0 +1,99 @@
+/**
+ * The uplink wire contract between agent and relay, version 1.
+ *
+ * Transport: one WebSocket per agent, opened by the agent (outbound only), with
+ * subprotocol `plantlink.v1` and `Authorization: Bearer <agent token>`. Text frames,
+ * each one JSON object with a `t` tag.
+ *
+ *   relay -> agent  welcome  sent once after the upgrade: limits the agent must respect
+ *   agent -> relay  batch    up to `maxBatchEvents` CloudEvents, at most `maxFrameBytes` on the wire
+ *   relay -> agent  ack      after the whole batch is durably committed (fsync'd) in the inbox
+ *   relay -> agent  error    a protocol violation; the relay closes the socket after it
+ *
+ * Guarantees: an `ack` means every event of the batch is either stored (or was already
+ * stored: a duplicate), or listed in `rejected` with a reason, and the rejected ones are
+ * recorded at the relay too. Nothing in a batch is acknowledged before the commit. Acks
+ * come in batch order. An agent that gets no ack (socket closed) resends; the relay
+ * dedupes on (source, id).
+ */
+import { z } from 'zod';
+
+export const UPLINK_SUBPROTOCOL_PREFIX = 'plantlink.v';
+export const SUPPORTED_UPLINK_VERSIONS = [1] as const;
+export const subprotocolFor = (version: number): string => `${UPLINK_SUBPROTOCOL_PREFIX}${version}`;
+
+/** Picks the highest version both sides speak, from the client's offered subprotocols. */
+export function negotiateVersion(offered: Iterable<string>): number | undefined {
+  let best: number | undefined;
+  for (const p of offered) {
+    if (!p.startsWith(UPLINK_SUBPROTOCOL_PREFIX)) continue;
+    const v = Number(p.slice(UPLINK_SUBPROTOCOL_PREFIX.length));
+    if ((SUPPORTED_UPLINK_VERSIONS as readonly number[]).includes(v) && (best === undefined || v > best)) best = v;
+  }
+  return best;
+}
+
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_BATCH_EVENTS = 500;
+
+export const WelcomeFrame = z.object({
+  t: z.literal('welcome'),
+  protocol: z.number().int(),
+  agent: z.string(),
+  plant: z.string(),
+  maxFrameBytes: z.number().int().positive(),
+  maxBatchEvents: z.number().int().positive(),
+  maxInFlight: z.number().int().positive(),
+});
+export type WelcomeFrame = z.infer<typeof WelcomeFrame>;
+
+export const RejectionCode = z.enum([
+  'invalid_envelope',
+  'unknown_type',
+  'invalid_data',
+  'plant_mismatch',
+  'event_too_large',
+]);
+export type RejectionCode = z.infer<typeof RejectionCode>;
+
+export const Rejection = z.object({
+  index: z.number().int().nonnegative(),
+  id: z.string().optional(),
+  code: RejectionCode,
+  reason: z.string(),
+});
+export type Rejection = z.infer<typeof Rejection>;
+
+export const AckFrame = z.object({
+  t: z.literal('ack'),
+  batch: z.number().int().nonnegative(),
+  stored: z.number().int().nonnegative(),
+  duplicates: z.number().int().nonnegative(),
+  rejected: z.array(Rejection),
+});
+export type AckFrame = z.infer<typeof AckFrame>;
+
+export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'internal']);
+export const ErrorFrame = z.object({ t: z.literal('error'), code: ErrorCode, reason: z.string() });
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+
+export const RelayFrame = z.discriminatedUnion('t', [WelcomeFrame, AckFrame, ErrorFrame]);
+export type RelayFrame = z.infer<typeof RelayFrame>;
+
+/** The batch frame; events are validated one by one at the relay, not here, so one bad event cannot sink its batch. */
+export const BatchFrame = z.object({
+  t: z.literal('batch'),
+  batch: z.number().int().nonnegative(),
+  events: z.array(z.unknown()).min(1),
+});
+export type BatchFrame = z.infer<typeof BatchFrame>;
+
+/** WebSocket close codes the relay uses, so the agent can tell "fix your config" from "try again". */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  invalidPayload: 1007,
+  tooLarge: 1009,
+  protocolViolation: 4400,
+  internal: 1011,
+} as const;

@@ -1,0 +1,75 @@
+/**
+ * The relay's configuration: one zod schema that is the documentation, the validation and
+ * the types. Unknown keys are errors (`.strict()`).
+ */
+import { z } from 'zod';
+import { DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_FRAME_BYTES } from '../protocols/uplink/frames.js';
+import { DeliveryConfig } from './delivery/config.js';
+import { AgentCredential } from './ingress/agent-auth.js';
+import { RouteConfig } from './router/router.js';
+import { SalesforceSinkConfig } from './sinks/salesforce/index.js';
+
+export const SinkConfig = z.discriminatedUnion('kind', [SalesforceSinkConfig]).describe('A target system.');
+export type SinkConfig = z.infer<typeof SinkConfig>;
+
+export const RelayConfig = z
+  .object({
+    relay: z
+      .object({
+        dataDir: z.string().min(1).default('./data').describe('Folder for the inbox database.'),
+        listen: z
+          .object({
+            host: z.string().default('0.0.0.0').describe('Address to listen on.'),
+            port: z.number().int().min(0).max(65535).default(8443).describe('Port for agents and the HTTP API (0 = any free port).'),
+            tls: z
+              .object({
+                certFile: z.string().describe('Server certificate chain (PEM).'),
+                keyFile: z.string().describe('Server private key (PEM).'),
+                caFile: z.string().optional().describe('CA (PEM) for client certificates; when set, agents must present one.'),
+              })
+              .strict()
+              .optional()
+              .describe('Serve wss:// and https://. Strongly recommended outside a test bench.'),
+          })
+          .strict()
+          .default({ host: '0.0.0.0', port: 8443 }),
+      })
+      .strict(),
+    ingress: z
+      .object({
+        path: z.string().startsWith('/').default('/v1/uplink').describe('WebSocket path agents connect to.'),
+        maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_MAX_FRAME_BYTES).describe('Largest frame accepted; bigger frames close the connection (1009).'),
+        maxBatchEvents: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH_EVENTS).describe('Most events per batch frame.'),
+        maxInFlight: z.number().int().min(1).max(64).default(8).describe('Unacknowledged batches an agent may have in flight.'),
+        heartbeatMs: z.number().int().min(100).default(15_000).describe('Ping interval; an agent that misses a pong is disconnected.'),
+      })
+      .strict()
+      .default({ path: '/v1/uplink', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxBatchEvents: DEFAULT_MAX_BATCH_EVENTS, maxInFlight: 8, heartbeatMs: 15_000 }),
+    agents: z.array(AgentCredential).describe('Agents allowed to connect, each bound to one plant.'),
+    sinks: z.array(SinkConfig).min(1).describe('Target systems.'),
+    routes: z.array(RouteConfig).min(1).describe('Which events go to which sinks.'),
+    delivery: DeliveryConfig.default({ batchSize: 50, backoff: { initialMs: 1000, maxMs: 300_000 }, pollMs: 1000 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level.') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const sinkNames = new Set<string>();
+    config.sinks.forEach((s, i) => {
+      if (sinkNames.has(s.name)) ctx.addIssue({ code: 'custom', path: ['sinks', i, 'name'], message: `duplicate sink name "${s.name}"` });
+      sinkNames.add(s.name);
+    });
+    config.routes.forEach((r, i) =>
+      r.sinks.forEach((s, j) => {
+        if (!sinkNames.has(s)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'sinks', j], message: `no sink named "${s}"` });
+      }),
+    );
+    const agentIds = new Set<string>();
+    config.agents.forEach((a, i) => {
+      if (agentIds.has(a.id)) ctx.addIssue({ code: 'custom', path: ['agents', i, 'id'], message: `duplicate agent id "${a.id}"` });
+      agentIds.add(a.id);
+    });
+  });
+export type RelayConfig = z.infer<typeof RelayConfig>;

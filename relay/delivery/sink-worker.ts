@@ -1,0 +1,174 @@
+/**
+ * One worker per sink: takes due deliveries from the inbox, hands them to the sink, and
+ * records each outcome in one transaction.
+ *
+ * - delivered: done; the subject's version advances (unless the item was stale).
+ * - rejected (permanent): dead letter with its reason; the subject moves on, so one bad
+ *   record never blocks the work order's later milestones. Replayable.
+ * - errored (transient): retried with jittered exponential backoff, honouring Retry-After;
+ *   the subject waits (order per subject). When a whole batch fails, the sink itself is
+ *   paused (an outage or a throttle is sink-wide) and probed with one batch per backoff
+ *   step, instead of every subject hammering a down CRM.
+ */
+import { backoffMs, describeError, TransientError } from '../../protocols/errors.js';
+import type { CloudEventV1 } from '../../protocols/events/envelope.js';
+import type { Logger } from '../../protocols/log.js';
+import type { DueDelivery, Inbox } from '../inbox/inbox.js';
+import type { Outcome, Sink } from '../sinks/sink.js';
+import type { DeliveryConfig } from './config.js';
+
+export interface SinkWorkerStatus {
+  sink: string;
+  state: 'running' | 'paused' | 'stopped';
+  pausedUntilMs?: number;
+  consecutiveFailures: number;
+  delivered: number;
+  deadLettered: number;
+  retried: number;
+  lastError?: string;
+}
+
+export class SinkWorker {
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private pausedUntil = 0;
+  private failures = 0;
+  private readonly counters = { delivered: 0, deadLettered: 0, retried: 0 };
+  private lastError: string | undefined;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly inbox: Inbox,
+    private readonly config: DeliveryConfig,
+    private readonly logger: Logger,
+    private readonly onDelivered?: (event: CloudEventV1, recordIds: string[]) => void,
+  ) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.loop;
+  }
+
+  status(): SinkWorkerStatus {
+    const paused = this.pausedUntil > Date.now();
+    return {
+      sink: this.sink.name,
+      state: this.stopped ? 'stopped' : paused ? 'paused' : 'running',
+      ...(paused ? { pausedUntilMs: this.pausedUntil } : {}),
+      consecutiveFailures: this.failures,
+      ...this.counters,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const now = Date.now();
+        if (this.pausedUntil > now) {
+          await this.sleep(this.pausedUntil - now);
+          continue;
+        }
+        const due = this.inbox.due(this.sink.name, this.config.batchSize);
+        if (due.length === 0) {
+          const next = this.inbox.nextDueMs(this.sink.name);
+          const wait = next === undefined ? this.config.pollMs : Math.min(this.config.pollMs, next - Date.now());
+          await this.sleep(wait);
+          continue;
+        }
+        await this.deliverBatch(due);
+      } catch (e) {
+        // A bug or a storage failure: log, back off, keep going. Never a crash loop.
+        this.logger.error({ err: describeError(e) }, 'delivery loop failed; retrying');
+        await this.sleep(this.config.backoff.initialMs);
+      }
+    }
+  }
+
+  private async deliverBatch(due: DueDelivery[]): Promise<void> {
+    const items = due.map((d) => ({
+      event: JSON.parse(d.body) as CloudEventV1,
+      stale: this.inbox.isStale(this.sink.name, d.subject, d.timeMs, d.plantseq),
+    }));
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.sink.deliver(items);
+      if (outcomes.length !== items.length) throw new Error(`sink returned ${outcomes.length} outcomes for ${items.length} items`);
+    } catch (e) {
+      const error = e instanceof TransientError ? e : new TransientError(`delivering to ${this.sink.name}: ${describeError(e)}`, { cause: e });
+      outcomes = items.map(() => ({ status: 'errored', error }));
+    }
+
+    const now = Date.now();
+    const allErrored = outcomes.every((o) => o.status === 'errored');
+    if (allErrored) {
+      const retryAfter = Math.max(0, ...outcomes.map((o) => (o.status === 'errored' ? (o.error.retryAfterMs ?? 0) : 0)));
+      this.pausedUntil = now + Math.max(retryAfter, backoffMs(this.failures, this.config.backoff.initialMs, this.config.backoff.maxMs));
+      this.failures++;
+    } else {
+      this.failures = 0;
+    }
+
+    const records = outcomes.map((o, i) => {
+      const d = due[i]!;
+      const item = items[i]!;
+      if (o.status === 'delivered') {
+        return { kind: 'delivered' as const, d, subject: d.subject, recordIds: o.recordIds, stale: item.stale };
+      }
+      if (o.status === 'rejected') {
+        return { kind: 'dead' as const, d, error: o.error.message, code: o.error.code };
+      }
+      const perItem = now + Math.max(o.error.retryAfterMs ?? 0, backoffMs(d.attempts, this.config.backoff.initialMs, this.config.backoff.maxMs));
+      return { kind: 'retry' as const, d, error: o.error.message, code: 'transient', nextAttemptMs: allErrored ? this.pausedUntil : perItem };
+    });
+    this.inbox.record(this.sink.name, records);
+
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const event = items[i]!.event;
+      const ctx = { sink: this.sink.name, id: event.id, correlationId: event.correlationid, subject: event.subject };
+      if (r.kind === 'delivered') {
+        this.counters.delivered++;
+        this.onDelivered?.(event, r.recordIds);
+      } else if (r.kind === 'dead') {
+        this.counters.deadLettered++;
+        this.lastError = r.error;
+        this.logger.error({ ...ctx, code: r.code, reason: r.error }, 'event dead-lettered (permanent failure)');
+      } else {
+        this.counters.retried++;
+        this.lastError = r.error;
+        if (!allErrored) this.logger.warn({ ...ctx, attempt: r.d.attempts + 1, reason: r.error }, 'delivery failed; will retry');
+      }
+    }
+    if (allErrored) {
+      this.logger.warn(
+        { sink: this.sink.name, failures: this.failures, resumeInMs: this.pausedUntil - now, reason: this.lastError },
+        'sink unavailable; pausing deliveries',
+      );
+    }
+  }
+}
+

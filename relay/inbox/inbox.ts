@@ -1,0 +1,287 @@
+/**
+ * The relay's durable inbox and delivery ledger: SQLite (better-sqlite3), WAL, synchronous=FULL.
+ *
+ * Invariants
+ * - `store` commits a whole batch (new events, their routed deliveries, the ingress rejections)
+ *   in one fsync'd transaction; the ingress acks the agent only after it returns.
+ * - Dedupe: (source, id) is unique for the life of the inbox, across restarts. A duplicate
+ *   creates no delivery.
+ * - Every stored event has exactly one `deliveries` row per routed sink. A row leaves
+ *   `pending` only to `delivered` or `dead` (dead letter, with its reason), in the same
+ *   transaction that records the outcome; a crash before that commit redelivers, which the
+ *   sinks' idempotent upserts make harmless.
+ * - Order per (sink, subject): only the oldest pending delivery of a subject is eligible
+ *   (`nextBatch`), so a subject waiting on a retry holds back only itself.
+ * - `subject_versions` holds, per (sink, subject), the newest event version applied; an
+ *   event older than it is delivered as `stale` (per-event records only, no "latest" write).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { CloudEventV1 } from '../../protocols/events/envelope.js';
+
+const SCHEMA_VERSION = 1;
+
+export interface IncomingEvent {
+  event: CloudEventV1;
+  /** The event's JSON text, as stored and as delivered. */
+  body: string;
+  /** Sinks the router chose for it. */
+  sinks: readonly string[];
+}
+
+export interface IngressRejection {
+  agent: string;
+  plant: string;
+  id?: string | undefined;
+  code: string;
+  reason: string;
+  body: string;
+}
+
+export interface StoreResult {
+  stored: number;
+  duplicates: number;
+}
+
+export interface DueDelivery {
+  inboxSeq: number;
+  subject: string;
+  attempts: number;
+  body: string;
+  timeMs: number;
+  plantseq: number;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+export interface DeliveryRow {
+  inboxSeq: number;
+  sink: string;
+  subject: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptMs: number;
+  lastError: string | null;
+  errorCode: string | null;
+  recordIds: string | null;
+  updatedMs: number;
+  id: string;
+  type: string;
+  plant: string;
+  correlationId: string;
+}
+
+export class Inbox {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string, private readonly now: () => number = Date.now) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.stmts = {
+      insert: this.db.prepare(
+        `INSERT OR IGNORE INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertDelivery: this.db.prepare(
+        `INSERT INTO deliveries (inbox_seq, sink, subject, status, attempts, next_attempt_ms, updated_ms) VALUES (?, ?, ?, 'pending', 0, 0, ?)`,
+      ),
+      insertRejection: this.db.prepare(
+        `INSERT INTO ingress_rejections (agent, plant, event_id, code, reason, body, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      // The subject's head is the oldest pending delivery; later ones wait behind it only
+      // while it is backing off (next_attempt_ms in the future).
+      due: this.db.prepare<[string, number, string, number], DueDelivery>(
+        `SELECT d.inbox_seq AS inboxSeq, d.subject, d.attempts, i.body, i.time_ms AS timeMs, i.plantseq
+           FROM deliveries d JOIN inbox i ON i.seq = d.inbox_seq
+          WHERE d.sink = ? AND d.status = 'pending' AND d.next_attempt_ms <= ?
+            AND NOT EXISTS (SELECT 1 FROM deliveries e
+                             WHERE e.sink = ? AND e.status = 'pending' AND e.subject = d.subject AND e.inbox_seq < d.inbox_seq)
+          ORDER BY d.inbox_seq LIMIT ?`,
+      ),
+      nextDue: this.db.prepare<[string], { t: number | null }>(
+        `SELECT min(next_attempt_ms) AS t FROM deliveries WHERE sink = ? AND status = 'pending'`,
+      ),
+      delivered: this.db.prepare(
+        `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, record_ids = ?, last_error = NULL, error_code = NULL, updated_ms = ?
+          WHERE sink = ? AND inbox_seq = ? AND status = 'pending'`,
+      ),
+      dead: this.db.prepare(
+        `UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?, error_code = ?, updated_ms = ?
+          WHERE sink = ? AND inbox_seq = ? AND status = 'pending'`,
+      ),
+      retry: this.db.prepare(
+        `UPDATE deliveries SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?, error_code = ?, updated_ms = ?
+          WHERE sink = ? AND inbox_seq = ? AND status = 'pending'`,
+      ),
+      version: this.db.prepare<[string, string], { time_ms: number; plantseq: number }>(
+        'SELECT time_ms, plantseq FROM subject_versions WHERE sink = ? AND subject = ?',
+      ),
+      setVersion: this.db.prepare(
+        `INSERT INTO subject_versions (sink, subject, time_ms, plantseq) VALUES (?, ?, ?, ?)
+         ON CONFLICT(sink, subject) DO UPDATE SET time_ms = excluded.time_ms, plantseq = excluded.plantseq
+          WHERE excluded.time_ms > subject_versions.time_ms
+             OR (excluded.time_ms = subject_versions.time_ms AND excluded.plantseq > subject_versions.plantseq)`,
+      ),
+      replay: this.db.prepare(
+        `UPDATE deliveries SET status = 'pending', next_attempt_ms = 0, updated_ms = ? WHERE sink = ? AND inbox_seq = ? AND status = 'dead'`,
+      ),
+    };
+  }
+
+  private migrate(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+        subject TEXT NOT NULL, plant TEXT NOT NULL, agent TEXT NOT NULL, time_ms INTEGER NOT NULL,
+        plantseq INTEGER NOT NULL, correlation_id TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
+      CREATE UNIQUE INDEX IF NOT EXISTS inbox_dedupe ON inbox (id, source);
+      CREATE TABLE IF NOT EXISTS deliveries (
+        inbox_seq INTEGER NOT NULL REFERENCES inbox(seq), sink TEXT NOT NULL, subject TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')), attempts INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL, last_error TEXT, error_code TEXT, record_ids TEXT, updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (sink, inbox_seq));
+      CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
+      CREATE TABLE IF NOT EXISTS subject_versions (
+        sink TEXT NOT NULL, subject TEXT NOT NULL, time_ms INTEGER NOT NULL, plantseq INTEGER NOT NULL, PRIMARY KEY (sink, subject));
+      CREATE TABLE IF NOT EXISTS ingress_rejections (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, plant TEXT NOT NULL, event_id TEXT, code TEXT NOT NULL,
+        reason TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
+    `);
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+    if (row && Number(row.value) !== SCHEMA_VERSION) {
+      throw new Error(`inbox has schema version ${row.value}; this build reads ${SCHEMA_VERSION}`);
+    }
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+  }
+
+  /** Stores a batch from one agent durably. Returns only after the commit. */
+  store(agent: string, events: readonly IncomingEvent[], rejections: readonly IngressRejection[]): StoreResult {
+    const now = this.now();
+    let stored = 0;
+    let duplicates = 0;
+    this.db.transaction(() => {
+      for (const { event, body, sinks } of events) {
+        const info = this.stmts.insert.run(
+          event.source, event.id, event.type, event.subject, event.plant, agent,
+          Date.parse(event.time), event.plantseq, event.correlationid, body, now,
+        );
+        if (info.changes === 0) {
+          duplicates++;
+          continue;
+        }
+        stored++;
+        for (const sink of sinks) this.stmts.insertDelivery.run(info.lastInsertRowid, sink, event.subject, now);
+      }
+      for (const r of rejections) this.stmts.insertRejection.run(r.agent, r.plant, r.id ?? null, r.code, r.reason, r.body, now);
+    })();
+    return { stored, duplicates };
+  }
+
+  /** Deliveries of `sink` that may be attempted now: the head of each subject, oldest first. */
+  due(sink: string, limit: number): DueDelivery[] {
+    return this.stmts.due.all(sink, this.now(), sink, limit);
+  }
+
+  /** Earliest time a pending delivery of `sink` becomes due, if any is pending. */
+  nextDueMs(sink: string): number | undefined {
+    return this.stmts.nextDue.get(sink)?.t ?? undefined;
+  }
+
+  /** Whether an event with this version is older than what `sink` already applied for its subject. */
+  isStale(sink: string, subject: string, timeMs: number, plantseq: number): boolean {
+    const v = this.stmts.version.get(sink, subject);
+    if (!v) return false;
+    return timeMs < v.time_ms || (timeMs === v.time_ms && plantseq < v.plantseq);
+  }
+
+  /** Records a batch of outcomes in one transaction. */
+  record(
+    sink: string,
+    outcomes: readonly (
+      | { kind: 'delivered'; d: DueDelivery; subject: string; recordIds: string[]; stale: boolean }
+      | { kind: 'dead'; d: DueDelivery; error: string; code: string }
+      | { kind: 'retry'; d: DueDelivery; error: string; code: string; nextAttemptMs: number }
+    )[],
+  ): void {
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const o of outcomes) {
+        if (o.kind === 'delivered') {
+          this.stmts.delivered.run(JSON.stringify(o.recordIds), now, sink, o.d.inboxSeq);
+          if (!o.stale) this.stmts.setVersion.run(sink, o.subject, o.d.timeMs, o.d.plantseq);
+        } else if (o.kind === 'dead') {
+          this.stmts.dead.run(o.error, o.code, now, sink, o.d.inboxSeq);
+        } else {
+          this.stmts.retry.run(o.nextAttemptMs, o.error, o.code, now, sink, o.d.inboxSeq);
+        }
+      }
+    })();
+  }
+
+  /** Puts dead letters back to pending. Returns how many were replayed. */
+  replayDead(filter: { sink?: string; inboxSeq?: number; all?: boolean }): number {
+    const rows = this.listDeliveries({ status: 'dead', ...(filter.sink ? { sink: filter.sink } : {}), limit: 1_000_000 }).filter(
+      (r) => filter.all || filter.inboxSeq === undefined || r.inboxSeq === filter.inboxSeq,
+    );
+    const now = this.now();
+    let n = 0;
+    this.db.transaction(() => {
+      for (const r of rows) n += this.stmts.replay.run(now, r.sink, r.inboxSeq).changes;
+    })();
+    return n;
+  }
+
+  listDeliveries(filter: { status?: DeliveryStatus; sink?: string; limit?: number } = {}): DeliveryRow[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.status) {
+      where.push('d.status = ?');
+      args.push(filter.status);
+    }
+    if (filter.sink) {
+      where.push('d.sink = ?');
+      args.push(filter.sink);
+    }
+    args.push(filter.limit ?? 100);
+    return this.db
+      .prepare(
+        `SELECT d.inbox_seq AS inboxSeq, d.sink, d.subject, d.status, d.attempts, d.next_attempt_ms AS nextAttemptMs,
+                d.last_error AS lastError, d.error_code AS errorCode, d.record_ids AS recordIds, d.updated_ms AS updatedMs,
+                i.id, i.type, i.plant, i.correlation_id AS correlationId
+           FROM deliveries d JOIN inbox i ON i.seq = d.inbox_seq
+          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.inbox_seq LIMIT ?`,
+      )
+      .all(...args) as DeliveryRow[];
+  }
+
+  listIngressRejections(limit = 100): { seq: number; agent: string; plant: string; eventId: string | null; code: string; reason: string; receivedMs: number }[] {
+    return this.db
+      .prepare(
+        'SELECT seq, agent, plant, event_id AS eventId, code, reason, received_ms AS receivedMs FROM ingress_rejections ORDER BY seq DESC LIMIT ?',
+      )
+      .all(limit) as never;
+  }
+
+  counts(): { events: number; pending: number; delivered: number; dead: number; ingressRejections: number } {
+    const d = this.db
+      .prepare(
+        `SELECT coalesce(sum(status = 'pending'), 0) AS pending, coalesce(sum(status = 'delivered'), 0) AS delivered,
+                coalesce(sum(status = 'dead'), 0) AS dead FROM deliveries`,
+      )
+      .get() as { pending: number; delivered: number; dead: number };
+    const events = (this.db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
+    const rej = (this.db.prepare('SELECT count(*) AS n FROM ingress_rejections').get() as { n: number }).n;
+    return { events, ...d, ingressRejections: rej };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The relay process: ingress -> inbox (dedupe, routing) -> one delivery worker per sink.
+ * Lifecycle: start() opens the inbox, starts the sinks and workers, then listens; stop()
+ * refuses new connections, stops the workers after their current batch, and closes.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { CloudEventV1 } from '../protocols/events/envelope.js';
+import { createLogger, type Logger } from '../protocols/log.js';
+import type { RelayConfig, SinkConfig } from './config.js';
+import { SinkWorker } from './delivery/sink-worker.js';
+import { Inbox } from './inbox/inbox.js';
+import { AgentDirectory } from './ingress/agent-auth.js';
+import { WebSocketIngress } from './ingress/ws-ingress.js';
+import { Router } from './router/router.js';
+import { SalesforceSink } from './sinks/salesforce/index.js';
+import type { Sink } from './sinks/sink.js';
+
+export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+export function createSink(config: SinkConfig, logger: Logger): Sink {
+  switch (config.kind) {
+    case 'salesforce':
+      return new SalesforceSink(config, logger.child({ sink: config.name }));
+  }
+}
+
+export interface RelayOptions {
+  logger?: Logger;
+  /** Called for every successful delivery (the demo prints these). */
+  onDelivered?: (sink: string, event: CloudEventV1, recordIds: string[]) => void;
+}
+
+export class Relay {
+  state: RelayState = 'INITIALIZED';
+  readonly inbox: Inbox;
+  private readonly logger: Logger;
+  private readonly server: Server;
+  private readonly ingress: WebSocketIngress;
+  private readonly sinks: Sink[];
+  private readonly workers: SinkWorker[];
+  private readonly tls: boolean;
+
+  constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
+    this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
+    this.inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
+    this.sinks = config.sinks.map((s) => createSink(s, this.logger));
+    this.workers = this.sinks.map(
+      (sink) =>
+        new SinkWorker(sink, this.inbox, config.delivery, this.logger.child({ sink: sink.name }), (event, ids) =>
+          options.onDelivered?.(sink.name, event, ids),
+        ),
+    );
+    const tls = config.relay.listen.tls;
+    this.tls = Boolean(tls);
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.onHttp(req, res);
+    this.server = tls
+      ? createHttpsServer(
+          {
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            ...(tls.caFile ? { ca: readFileSync(tls.caFile), requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          handler,
+        )
+      : createHttpServer(handler);
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.ingress = new WebSocketIngress({
+      agents: new AgentDirectory(config.agents),
+      inbox: this.inbox,
+      router: new Router(config.routes),
+      limits: config.ingress,
+      logger: this.logger.child({ component: 'ingress' }),
+      onStored: () => this.workers.forEach((w) => w.wake()),
+    });
+    this.ingress.attach(this.server, config.ingress.path);
+  }
+
+  async start(): Promise<void> {
+    for (const sink of this.sinks) await sink.start();
+    for (const w of this.workers) w.start();
+    const { host, port } = this.config.relay.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.state = 'RUNNING';
+    this.logger.info({ url: this.wsUrl, sinks: this.sinks.map((s) => s.name), agents: this.config.agents.length }, 'relay started');
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get wsUrl(): string {
+    const host = this.config.relay.listen.host === '0.0.0.0' ? '127.0.0.1' : this.config.relay.listen.host;
+    return `${this.tls ? 'wss' : 'ws'}://${host}:${this.port}${this.config.ingress.path}`;
+  }
+
+  status() {
+    return {
+      state: this.state,
+      agents: this.ingress.connected(),
+      sinks: this.workers.map((w) => w.status()),
+      counts: this.inbox.counts(),
+    };
+  }
+
+  private onHttp(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://relay');
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { status: 'ok' });
+    if (req.method === 'GET' && url.pathname === '/readyz') {
+      return this.state === 'RUNNING' ? send(200, { status: 'ready' }) : send(503, { status: this.state });
+    }
+    send(404, { error: 'not found' });
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'STOPPED') return;
+    this.state = 'DRAINING';
+    await this.ingress.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    for (const w of this.workers) await w.stop();
+    for (const s of this.sinks) await s.stop();
+    this.inbox.close();
+    this.state = 'STOPPED';
+    this.logger.info('relay stopped');
+  }
+}
