@@ -1,0 +1,118 @@
+/**
+ * The one place where Salesforce answers become failure kinds.
+ *
+ * Transient (retry, honouring Retry-After): network errors, timeouts, 408/425/429/5xx,
+ * and the error codes that mean "not now" whatever the status: REQUEST_LIMIT_EXCEEDED
+ * (documented with 403), UNABLE_TO_LOCK_ROW, SERVER_UNAVAILABLE.
+ * Permanent (dead-letter, keep for replay): 300 (external id matches several records),
+ * 400/404 and every other 4xx, with `code` = Salesforce's errorCode.
+ * Refused credentials (token endpoint 4xx, or 401 with a fresh token) are permanent for
+ * `start()`, but while delivering they say nothing about the event: the items are
+ * `errored` with a long retry hint, so events wait for fixed credentials instead of
+ * filling the dead letters.
+ *
+ * Messages name what was attempted and Salesforce's own words; they never carry
+ * request bodies, tokens or secrets.
+ */
+import { describeError, isRetryableStatus, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+
+export interface SalesforceErrorItem {
+  message: string;
+  errorCode: string;
+  fields?: string[];
+}
+
+const TRANSIENT_CODES = new Set(['REQUEST_LIMIT_EXCEEDED', 'UNABLE_TO_LOCK_ROW', 'SERVER_UNAVAILABLE']);
+
+/** Salesforce's error body: `[{ message, errorCode, fields }]`; anything else yields []. */
+export function parseErrorArray(text: string): SalesforceErrorItem[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(body)) return [];
+  return body.filter(
+    (e): e is SalesforceErrorItem =>
+      typeof e === 'object' && e !== null && typeof (e as SalesforceErrorItem).errorCode === 'string' && typeof (e as SalesforceErrorItem).message === 'string',
+  );
+}
+
+function describeErrors(errors: SalesforceErrorItem[]): string {
+  return errors
+    .map((e) => `${e.errorCode}: ${e.message}${e.fields && e.fields.length > 0 ? ` [${e.fields.join(', ')}]` : ''}`)
+    .join('; ');
+}
+
+const snippet = (text: string): string => (text.length > 200 ? `${text.slice(0, 200)}...` : text);
+
+/** Classifies a non-success answer of the REST API to the attempt described by `what`. */
+export function classifyApiResponse(what: string, status: number, headers: Headers, text: string): TransientError | PermanentError {
+  const errors = parseErrorArray(text);
+  const code = errors[0]?.errorCode;
+  const detail = errors.length > 0 ? describeErrors(errors) : text ? snippet(text) : '(no body)';
+  if ((code !== undefined && TRANSIENT_CODES.has(code)) || isRetryableStatus(status)) {
+    return new TransientError(`${what}: HTTP ${status}: ${detail}`, { retryAfterMs: parseRetryAfter(headers.get('retry-after')) });
+  }
+  if (status === 300) {
+    return new PermanentError(`${what}: DUPLICATE_EXTERNAL_ID: the external id matches several records, so Salesforce wrote none (${detail})`, {
+      code: 'DUPLICATE_EXTERNAL_ID',
+    });
+  }
+  return new PermanentError(errors.length > 0 ? `${what}: ${detail}` : `${what}: HTTP ${status}: ${detail}`, { code: code ?? `http_${status}` });
+}
+
+/** Classifies a failure to get any HTTP answer (refused, reset, DNS, timeout, abort). */
+export function classifyNetworkError(what: string, error: unknown, timeoutMs: number): TransientError {
+  const name = error instanceof Error ? error.name : '';
+  if (name === 'TimeoutError') return new TransientError(`${what}: no answer within ${timeoutMs} ms`, { cause: error });
+  if (name === 'AbortError') return new TransientError(`${what}: aborted because the sink is stopping`, { cause: error });
+  return new TransientError(`${what}: ${describeError(error)}`, { cause: error });
+}
+
+/** Classifies a non-success answer of the OAuth token endpoint: `{ error, error_description }`. */
+export function classifyTokenResponse(status: number, headers: Headers, text: string): TransientError | PermanentError {
+  let error: string | undefined;
+  let description: string | undefined;
+  try {
+    const body = JSON.parse(text) as { error?: unknown; error_description?: unknown };
+    if (typeof body.error === 'string') error = body.error;
+    if (typeof body.error_description === 'string') description = body.error_description;
+  } catch {
+    // Not JSON (a proxy page): only the status is reported, never the body.
+  }
+  const detail = error ? `${error}${description ? `: ${description}` : ''}` : `HTTP ${status}`;
+  const what = 'requesting a Salesforce access token';
+  if (isRetryableStatus(status)) return new TransientError(`${what}: HTTP ${status}: ${detail}`, { retryAfterMs: parseRetryAfter(headers.get('retry-after')) });
+  return new PermanentError(`${what}: ${detail}`, { code: error ?? `http_${status}` });
+}
+
+/** How long delivery waits before trying refused credentials again. */
+export const AUTH_RETRY_MS = 60_000;
+
+/** A refused credential met while delivering: retry later, the event itself is fine. */
+export function authRefused(what: string, error: PermanentError): TransientError {
+  return new TransientError(`${what}: Salesforce refused the sink's credentials (${error.message}); events wait until auth is fixed`, {
+    cause: error,
+    retryAfterMs: AUTH_RETRY_MS,
+  });
+}
+
+/** Re-raises a classified failure with more context, keeping its kind and retry hint. */
+export function withContext(what: string, error: unknown): TransientError | PermanentError {
+  if (error instanceof PermanentError) return new PermanentError(`${what}: ${error.message}`, { code: error.code, cause: error });
+  if (error instanceof TransientError) {
+    return new TransientError(`${what}: ${error.message}`, {
+      cause: error,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    });
+  }
+  return new TransientError(`${what}: ${describeError(error)}`, { cause: error });
+}
+
+/** `Sforce-Limit-Info: api-usage=18/5000[; per-app-api-usage=...]` -> { used, max }. */
+export function parseLimitInfo(value: string | null): { used: number; max: number } | undefined {
+  const match = value ? /(?:^|[;\s])api-usage=(\d+)\/(\d+)/.exec(value) : null;
+  return match ? { used: Number(match[1]), max: Number(match[2]) } : undefined;
+}

@@ -1,0 +1,160 @@
+/**
+ * Config of the Salesforce sink: the one source of truth for its options, their
+ * defaults and their cross-field rules. Types come from the schema.
+ */
+import { z } from 'zod';
+import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
+import { SHIPMENT_V1 } from '../../../protocols/events/shipment.v1.js';
+import { FieldPath } from '../mapping.js';
+
+/** API name of an object or field, e.g. `Production_Order__c`, `ns__Status__c`. */
+const ApiName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,79}$/, { message: 'must be a Salesforce API name (letters, digits, underscores)' });
+
+/** Upsert responses carry `created` and answer 200 on update only from API version 46.0 on. */
+const MIN_API_VERSION = 46;
+
+const ClientCredentialsAuth = z
+  .object({
+    flow: z.literal('client_credentials').describe('OAuth 2.0 client credentials flow (server to server, with a run-as integration user).'),
+    clientId: z.string().min(1).describe('Consumer key of the external client app (connected app).'),
+    clientSecret: z.string().min(1).describe('Consumer secret of the external client app. Never logged.'),
+  })
+  .strict()
+  .describe('Client credentials: the relay trades consumer key and secret for an access token.');
+
+export const SalesforceAuth = z
+  .discriminatedUnion('flow', [ClientCredentialsAuth])
+  .describe('How the sink obtains access tokens, chosen by `flow`. Only `client_credentials` today; `jwt_bearer` will join here.');
+export type SalesforceAuth = z.infer<typeof SalesforceAuth>;
+
+export const SalesforceMapping = z
+  .object({
+    eventType: z.string().min(1).describe('CloudEvents `type` this mapping applies to, e.g. com.plantlink.production.milestone.v1.'),
+    object: ApiName.describe('Object to upsert into, e.g. Production_Order__c.'),
+    externalIdField: ApiName.describe('External ID field of the object that identifies the record; upserts match on it.'),
+    externalId: FieldPath.describe('Path into the event whose value is the external id, e.g. "id" or "data.workOrder". An event without it is rejected (mapping_error).'),
+    apply: z
+      .enum(['every', 'latest'])
+      .default('every')
+      .describe('"every": written for every event (one record per event). "latest": a latest-state record, skipped for stale events so an older update never overwrites a newer one.'),
+    fields: z
+      .record(ApiName, FieldPath)
+      .default({})
+      .describe('Field API name -> path into the event. A path missing in an event leaves the field untouched in Salesforce.'),
+  })
+  .strict()
+  .superRefine((mapping, ctx) => {
+    for (const name of ['Id', mapping.externalIdField]) {
+      if (Object.hasOwn(mapping.fields, name)) {
+        // Salesforce rejects Id or the external ID field in an upsert body; the URL carries it.
+        ctx.addIssue({ code: 'custom', path: ['fields', name], message: `"${name}" is set from the URL of the upsert; remove it from fields` });
+      }
+    }
+  })
+  .describe('One upsert per matching event.');
+export type SalesforceMapping = z.infer<typeof SalesforceMapping>;
+export type SalesforceMappingInput = z.input<typeof SalesforceMapping>;
+
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+export const SalesforceSinkConfig = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/)
+      .describe('Name of this sink instance, used in routes, logs and metrics.'),
+    kind: z.literal('salesforce').describe('Sink kind.'),
+    loginUrl: z
+      .url()
+      .default('https://login.salesforce.com')
+      .describe('Base URL of the token endpoint: https://login.salesforce.com, https://test.salesforce.com or the org\'s My Domain URL. Records are written to the `instance_url` the token response names.'),
+    apiVersion: z
+      .string()
+      .regex(/^\d{2,3}\.0$/, { message: 'must look like "60.0"' })
+      .default('60.0')
+      .describe(`REST API version, e.g. "60.0"; at least ${MIN_API_VERSION}.0.`),
+    auth: SalesforceAuth,
+    timeoutMs: z.number().int().min(100).max(120_000).default(15_000).describe('Timeout of each HTTP request (token or upsert), in ms.'),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(25)
+      .default(4)
+      .describe('Upserts in flight at once per batch. Events with the same subject are always applied one after another, in batch order.'),
+    mappings: z.array(SalesforceMapping).min(1).describe('Upserts to make per event; every mapping whose eventType matches is applied, in order.'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const url = new URL(config.loginUrl);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
+      ctx.addIssue({ code: 'custom', path: ['loginUrl'], message: 'must use https (plain http only to a loopback address, for emulators): client secrets and tokens travel on it' });
+    }
+    if (Number(config.apiVersion) < MIN_API_VERSION) {
+      ctx.addIssue({ code: 'custom', path: ['apiVersion'], message: `must be at least ${MIN_API_VERSION}.0: older versions answer upserts without the created flag` });
+    }
+    const seen = new Set<string>();
+    config.mappings.forEach((m, i) => {
+      const key = `${m.eventType} ${m.object}.${m.externalIdField}`;
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['mappings', i], message: `duplicate mapping of ${m.eventType} to ${m.object}.${m.externalIdField}` });
+      seen.add(key);
+    });
+  })
+  .describe('Delivers events to Salesforce by upsert on external id fields (REST API, sObject Rows by External ID).');
+export type SalesforceSinkConfig = z.infer<typeof SalesforceSinkConfig>;
+export type SalesforceSinkConfigInput = z.input<typeof SalesforceSinkConfig>;
+
+/**
+ * plantlink's standard objects: one Production_Milestone__c per milestone event,
+ * the latest status per work order in Production_Order__c, the latest status per
+ * shipment in Shipment__c.
+ */
+export const defaultSalesforceMappings: SalesforceMappingInput[] = [
+  {
+    eventType: PRODUCTION_MILESTONE_V1,
+    object: 'Production_Milestone__c',
+    externalIdField: 'Plantlink_Event_Id__c',
+    externalId: 'id',
+    apply: 'every',
+    fields: {
+      Work_Order__c: 'data.workOrder',
+      Sales_Order__c: 'data.salesOrder',
+      Milestone__c: 'data.milestone',
+      Good_Quantity__c: 'data.goodQuantity.value',
+      Scrap_Quantity__c: 'data.scrapQuantity.value',
+      Equipment__c: 'data.equipment',
+      Occurred_At__c: 'data.occurredAt',
+      Plant__c: 'plant',
+    },
+  },
+  {
+    eventType: PRODUCTION_MILESTONE_V1,
+    object: 'Production_Order__c',
+    externalIdField: 'Work_Order_Number__c',
+    externalId: 'data.workOrder',
+    apply: 'latest',
+    fields: {
+      Sales_Order__c: 'data.salesOrder',
+      Status__c: 'data.milestone',
+      Good_Quantity__c: 'data.goodQuantity.value',
+      Planned_Quantity__c: 'data.plannedQuantity.value',
+      Last_Milestone_At__c: 'data.occurredAt',
+      Plant__c: 'plant',
+      Product__c: 'data.product',
+    },
+  },
+  {
+    eventType: SHIPMENT_V1,
+    object: 'Shipment__c',
+    externalIdField: 'Shipment_Number__c',
+    externalId: 'data.shipment',
+    apply: 'latest',
+    fields: {
+      Sales_Order__c: 'data.salesOrder',
+      Status__c: 'data.status',
+      Carrier__c: 'data.carrier',
+      Tracking_Number__c: 'data.trackingNumber',
+      Status_At__c: 'data.occurredAt',
+    },
+  },
+];

@@ -1,0 +1,91 @@
+/**
+ * `npm start` / `plantlink demo`: the whole product on loopback.
+ *
+ *   simulated plant (node-opcua server, 2 lines running work orders)
+ *     -> plantlink agent (child process: OPC UA source, SQLite outbox, WebSocket uplink)
+ *     -> plantlink relay (child process: ingress, SQLite inbox, Salesforce sink)
+ *     -> Salesforce-compatible CRM emulator (HTTP, OAuth, upsert by external id)
+ *
+ * Prints every production milestone as it lands in the CRM. Agent and relay logs go to
+ * files in the demo folder, and their configs are left there to read.
+ */
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SalesforceEmulator, type UpsertEvent } from '../emulators/salesforce/salesforce-emulator.js';
+import { PlantSimulator } from './plant/plant-simulator.js';
+import { PlantlinkProcess } from './processes.js';
+import { freePort, writeStackConfigs } from './stack-configs.js';
+
+const colour = process.stdout.isTTY ? (code: number, s: string) => `\u001b[${code}m${s}\u001b[0m` : (_c: number, s: string) => s;
+const MILESTONE_COLOUR: Record<string, number> = { released: 36, started: 32, 'quantity-reported': 37, held: 33, resumed: 32, completed: 35 };
+
+export async function runDemo(options: { workOrdersPerLine?: number; dir?: string } = {}): Promise<void> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'plantlink-demo-'));
+  mkdirSync(dir, { recursive: true });
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+
+  out(colour(1, 'plantlink demo: plant (OPC UA) -> agent -> relay -> CRM (Salesforce emulator), all on loopback'));
+  const lines = ['L1', 'L2'];
+  const plant = await PlantSimulator.start({ lines, stepMs: 1000, quantityPerOrder: 4, holdEvery: 3, ...(options.workOrdersPerLine ? { workOrdersPerLine: options.workOrdersPerLine } : {}) });
+  const crm = await SalesforceEmulator.start();
+  const relayPort = await freePort();
+  const { relayFile, agentFile } = writeStackConfigs(dir, {
+    opcuaEndpoint: plant.endpointUrl,
+    nodeIds: (line) => plant.nodeIdsFor(line),
+    lines,
+    salesforceUrl: crm.url,
+    relayPort,
+  });
+  out(`  plant simulator  ${plant.endpointUrl}  (lines ${lines.join(', ')})`);
+  out(`  CRM emulator     ${crm.url}`);
+  out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
+  out(`  agent            config ${agentFile}`);
+  out(`  logs             ${join(dir, 'relay.log')}, ${join(dir, 'agent.log')}`);
+  out('');
+
+  const relay = new PlantlinkProcess('relay', relayFile, join(dir, 'relay.log'));
+  const agent = new PlantlinkProcess('agent', agentFile, join(dir, 'agent.log'));
+  relay.start();
+  await relay.waitForLog(/relay started/);
+  agent.start();
+
+  let landed = 0;
+  crm.on('upsert', (e: UpsertEvent) => {
+    if (e.record.object !== 'Production_Milestone__c' || !e.created) return;
+    landed++;
+    const f = e.record.fields;
+    const at = Date.parse(String(f.Occurred_At__c));
+    const lag = Number.isFinite(at) ? `${Date.now() - at} ms after the line` : '';
+    const milestone = String(f.Milestone__c);
+    const qty = f.Good_Quantity__c === undefined ? '' : `good ${f.Good_Quantity__c}`;
+    out(
+      `${colour(90, new Date().toISOString().slice(11, 23))}  CRM  ${String(f.Work_Order__c).padEnd(14)} ${colour(MILESTONE_COLOUR[milestone] ?? 37, milestone.padEnd(18))} ${String(f.Equipment__c ?? '').padEnd(4)} ${String(f.Sales_Order__c ?? '').padEnd(10)} ${qty.padEnd(8)} ${colour(90, `${e.record.id}  ${lag}`)}`,
+    );
+  });
+
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    out('');
+    out(`stopping: the plant made ${plant.truth.length} milestones, ${landed} landed in the CRM (${crm.records('Production_Order__c').length} work orders).`);
+    await agent.stop();
+    await relay.stop();
+    await plant.stop();
+    await crm.stop();
+    out(`demo files kept in ${dir}`);
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  if (options.workOrdersPerLine) {
+    await plant.finished();
+    const deadline = Date.now() + 60_000;
+    while (landed < plant.truth.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await stop(landed === plant.truth.length ? 0 : 1);
+  } else {
+    out(colour(90, 'Ctrl-C to stop.'));
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Agent and relay configs for a loopback stack (the demo and the end-to-end tests):
+ * a simulated plant over OPC UA -> agent -> relay -> Salesforce-compatible emulator.
+ * Written as YAML files, so both run exactly as an operator would run them.
+ */
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { issueToken } from '../../relay/ingress/agent-auth.js';
+import { defaultSalesforceMappings } from '../../relay/sinks/salesforce/index.js';
+
+export interface StackPorts {
+  opcuaEndpoint: string;
+  nodeIds: (line: string) => Record<string, string>;
+  lines: string[];
+  salesforceUrl: string;
+  relayPort: number;
+  /** The agent connects here; defaults to the relay itself (set a proxy port to cut the network). */
+  uplinkPort?: number;
+}
+
+/** A port that was free a moment ago (for child processes that must know each other's ports up front). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export function writeStackConfigs(dir: string, ports: StackPorts, options: { fastRetries?: boolean; logLevel?: string } = {}) {
+  const { token, tokenHash } = issueToken('demo-agent');
+  const relay = {
+    relay: { dataDir: join(dir, 'relay-data'), listen: { host: '127.0.0.1', port: ports.relayPort } },
+    ingress: { heartbeatMs: 2000 },
+    agents: [{ id: 'demo-agent', plant: 'plant-1', tokenHash }],
+    sinks: [
+      {
+        name: 'crm',
+        kind: 'salesforce',
+        loginUrl: ports.salesforceUrl,
+        auth: { flow: 'client_credentials', clientId: 'plantlink-client', clientSecret: 'plantlink-secret' },
+        timeoutMs: 5000,
+        mappings: defaultSalesforceMappings,
+      },
+    ],
+    routes: [{ name: 'everything-to-crm', match: {}, sinks: ['crm'] }],
+    delivery: options.fastRetries ? { batchSize: 50, backoff: { initialMs: 100, maxMs: 1000 }, pollMs: 200 } : { batchSize: 50 },
+    log: { level: options.logLevel ?? 'info' },
+  };
+  const agent = {
+    agent: { id: 'demo-agent', plant: 'plant-1', dataDir: join(dir, 'agent-data') },
+    uplink: {
+      kind: 'websocket',
+      url: `ws://127.0.0.1:${ports.uplinkPort ?? ports.relayPort}/v1/uplink`,
+      token,
+      heartbeatMs: 2000,
+      reconnect: options.fastRetries ? { initialDelayMs: 100, maxDelayMs: 1000 } : { initialDelayMs: 500, maxDelayMs: 5000 },
+    },
+    sources: [
+      {
+        name: 'line-opcua',
+        kind: 'opcua',
+        endpointUrl: ports.opcuaEndpoint,
+        publishingIntervalMs: 100,
+        lines: ports.lines.map((line) => ({
+          equipment: line,
+          unit: 'EA',
+          nodes: ports.nodeIds(line),
+          states: { Idle: 'idle', Released: 'released', Running: 'running', Held: 'held', Completed: 'completed' },
+        })),
+      },
+    ],
+    log: { level: options.logLevel ?? 'info' },
+  };
+  const relayFile = join(dir, 'relay.yaml');
+  const agentFile = join(dir, 'agent.yaml');
+  writeFileSync(relayFile, `# plantlink relay (generated for a loopback stack)\n${stringify(relay)}`);
+  writeFileSync(agentFile, `# plantlink agent (generated for a loopback stack)\n${stringify(agent)}`, { mode: 0o600 });
+  return { relayFile, agentFile, relay, agent };
+}
