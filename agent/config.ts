@@ -3,7 +3,7 @@
  * the types. Unknown keys are errors (`.strict()`), so a typo never silently does nothing.
  */
 import { z } from 'zod';
-import { OpcUaSourceConfig } from './sources/opcua/index.js';
+import { OpcUaSourceConfig } from './sources/opcua/config.js';
 import { WebSocketUplinkConfig } from './uplink/config.js';
 
 export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig]).describe('A plant-side source.');

@@ -6,7 +6,7 @@
  * variable is an error, not an empty string), so secrets need not sit in the file.
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -53,10 +53,19 @@ export function parseConfigText<S extends z.ZodType>(text: string, schema: S, fi
   if (result.success) return result.data;
   throw new ConfigError(
     file,
-    result.error.issues.map((issue) => {
+    result.error.issues.flatMap((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        // Point at the misspelt key itself, not at its parent object.
+        const parent = doc.getIn(issue.path as unknown[], true);
+        return issue.keys.map((key) => {
+          const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === key) : undefined;
+          const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+          const at = range ? `${file}:${lines.linePos(range[0]).line}:${lines.linePos(range[0]).col}` : position(doc, lines, issue.path, file);
+          return `${at} ${[...issue.path, key].join('.')}: unknown key (a typo? see config/REFERENCE.md)`;
+        });
+      }
       const keyPath = issue.path.length ? issue.path.join('.') : '(root)';
-      const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-      return `${position(doc, lines, issue.path, file)} ${keyPath}: ${issue.message}${extra}`;
+      return [`${position(doc, lines, issue.path, file)} ${keyPath}: ${issue.message}`];
     }),
   );
 }

@@ -62,7 +62,7 @@ export async function startStack(plantOptions: PlantSimulatorOptions = {}): Prom
 }
 
 /** The agent's log line once its OPC UA subscription is live (after start or any reconnect). */
-export const SUBSCRIBED = /"msg":"[^"]*subscri[^"]*(created|live|ready|established)/i;
+export const SUBSCRIBED = /"msg":"subscribed to the OPC UA server"/;
 
 export interface MilestoneKey {
   workOrder: string;

@@ -28,6 +28,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   out(colour(1, 'plantlink demo: plant (OPC UA) -> agent -> relay -> CRM (Salesforce emulator), all on loopback'));
   const lines = ['L1', 'L2'];
   const plant = await PlantSimulator.start({ lines, stepMs: 1000, quantityPerOrder: 4, holdEvery: 3, ...(options.workOrdersPerLine ? { workOrdersPerLine: options.workOrdersPerLine } : {}) });
+  plant.pause(); // the lines start once the agent is subscribed, so the demo shows every milestone
   const crm = await SalesforceEmulator.start();
   const relayPort = await freePort();
   const { relayFile, agentFile } = writeStackConfigs(dir, {
@@ -48,7 +49,10 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const agent = new PlantlinkProcess('agent', agentFile, join(dir, 'agent.log'));
   relay.start();
   await relay.waitForLog(/relay started/);
+  const subscribed = agent.waitForLog(/"msg":"subscribed to the OPC UA server"/, 60_000);
   agent.start();
+  await subscribed;
+  plant.resume();
 
   let landed = 0;
   crm.on('upsert', (e: UpsertEvent) => {
