@@ -1,0 +1,127 @@
+/**
+ * Configuration of the OPC UA source: the one source of truth for its options.
+ * Types come from the schema; defaults live here and nowhere else.
+ */
+import { z } from 'zod';
+import { LINE_LIFECYCLES } from './line-machine.js';
+
+const NodeRef = z
+  .string()
+  .min(1)
+  .max(1024)
+  .describe('A NodeId string (`ns=1;s=L1.State`) or a browse path from the Root folder starting with "/" (`/Objects/1:Plant/1:L1/1:State`).');
+
+export const DEFAULT_STATES: Record<string, (typeof LINE_LIFECYCLES)[number]> = {
+  Idle: 'idle',
+  Released: 'released',
+  Running: 'running',
+  Held: 'held',
+  Completed: 'completed',
+};
+
+export const OpcUaLineNodes = z
+  .object({
+    workOrder: NodeRef.describe('Work order id on the line (required). A new value starts a new work order.'),
+    state: NodeRef.describe('Line / work-order state (required); its values are mapped with `states`.'),
+    goodCount: NodeRef.optional().describe('Cumulative good count of the work order; an increase reports a quantity.'),
+    scrapCount: NodeRef.optional().describe('Cumulative scrap count of the work order.'),
+    salesOrder: NodeRef.optional().describe('Sales order the work order fulfils, as the CRM knows it.'),
+    product: NodeRef.optional().describe('Product / SKU (ISA-95 MaterialDefinitionID).'),
+    plannedQuantity: NodeRef.optional().describe('Quantity the work order was released for.'),
+  })
+  .strict();
+
+export const OpcUaLineConfig = z
+  .object({
+    equipment: z.string().min(1).max(128).describe('ISA-95 EquipmentID of the line; goes to `data.equipment` and keys the persisted line state.'),
+    unit: z.string().min(1).max(32).default('EA').describe('Unit of the line\'s quantities (UN/CEFACT code or plant unit).'),
+    nodes: OpcUaLineNodes.describe('Where the line\'s values live on the server.'),
+    states: z
+      .record(z.string().min(1), z.enum(LINE_LIFECYCLES))
+      .default(DEFAULT_STATES)
+      .describe('Map from the plant\'s state values (strings, or numbers written as strings) to line states: idle, released, running, held, completed. Unmapped values are logged and ignored.'),
+  })
+  .strict();
+
+export const OpcUaSecurityConfig = z
+  .object({
+    mode: z.literal('None').default('None').describe('Message security mode. Only `None` for now; Sign and SignAndEncrypt come later.'),
+  })
+  .strict();
+
+export const OpcUaIdentityConfig = z
+  .object({
+    type: z.literal('anonymous').default('anonymous').describe('User identity. Only `anonymous` for now; username/password comes later.'),
+  })
+  .strict();
+
+export const OpcUaReconnectConfig = z
+  .object({
+    baseMs: z.number().int().min(10).max(60_000).default(500).describe('First delay between reconnection attempts (jittered, doubles per failure).'),
+    maxMs: z.number().int().min(100).max(600_000).default(10_000).describe('Longest delay between reconnection attempts.'),
+  })
+  .strict();
+
+export const OpcUaSourceConfig = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" and "-", at most 64')
+      .describe('Source name; goes into the event source and into every event id, so never rename a source in use.'),
+    kind: z.literal('opcua').describe('Source kind.'),
+    endpointUrl: z
+      .string()
+      .regex(/^opc\.tcp:\/\/[^\s/]+/, 'an opc.tcp:// URL')
+      .describe('OPC UA server endpoint, e.g. `opc.tcp://10.0.0.5:4840`.'),
+    publishingIntervalMs: z.number().int().min(10).max(60_000).default(250).describe('Requested publishing interval of the subscription.'),
+    maxKeepAliveCount: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(10)
+      .describe('Publishing intervals without data after which the server sends a keep-alive.'),
+    stallAfterKeepAlives: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('Keep-alive periods without any notification after which the subscription counts as stalled and is recreated.'),
+    samplingIntervalMs: z.number().min(0).max(60_000).default(0).describe('Requested sampling interval; 0 = report every change.'),
+    queueSize: z.number().int().min(1).max(100_000).default(100).describe('Server-side queue per monitored item, so bursts between publishes are not coalesced.'),
+    sessionTimeoutMs: z
+      .number()
+      .int()
+      .min(10_000)
+      .max(3_600_000)
+      .default(60_000)
+      .describe('Requested session timeout: how long the server keeps the session (and queues changes) after a network drop.'),
+    operationTimeoutMs: z.number().int().min(1000).max(120_000).default(10_000).describe('Upper bound on connect, create session, subscribe and read.'),
+    reconnect: OpcUaReconnectConfig.default({ baseMs: 500, maxMs: 10_000 }).describe('Backoff between reconnection attempts.'),
+    security: OpcUaSecurityConfig.default({ mode: 'None' }).describe('Message security.'),
+    identity: OpcUaIdentityConfig.default({ type: 'anonymous' }).describe('User identity presented to the server.'),
+    pkiDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Folder of the client certificate store; defaults to a folder under the OS temp dir (fine for security None).'),
+    lines: z.array(OpcUaLineConfig).min(1).max(1000).describe('Lines read from this server.'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.lines.forEach((line, i) => {
+      if (seen.has(line.equipment)) {
+        ctx.addIssue({ code: 'custom', path: ['lines', i, 'equipment'], message: `equipment "${line.equipment}" appears twice` });
+      }
+      seen.add(line.equipment);
+    });
+    if (config.reconnect.baseMs > config.reconnect.maxMs) {
+      ctx.addIssue({ code: 'custom', path: ['reconnect', 'baseMs'], message: 'must not exceed reconnect.maxMs' });
+    }
+  });
+
+export type OpcUaSourceConfig = z.infer<typeof OpcUaSourceConfig>;
+export type OpcUaSourceConfigInput = z.input<typeof OpcUaSourceConfig>;
+export type OpcUaLineConfig = z.infer<typeof OpcUaLineConfig>;

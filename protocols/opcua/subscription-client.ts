@@ -1,0 +1,668 @@
+/**
+ * A supervised OPC UA subscription: one session, ONE subscription, many monitored items
+ * (node-opcua maintainers advise against one subscription per item: #906, #195).
+ *
+ * Invariants:
+ * - A subscription never stops silently. Every "generation" (client + session +
+ *   subscription + items) is watched; when it cannot deliver any more it is torn down
+ *   and a new one is built, with jittered exponential backoff between attempts:
+ *   - connection lost: node-opcua re-opens the channel and reactivates the SAME session
+ *     (the server keeps queuing notifications meanwhile, and Republish recovers the
+ *     ones lost in flight, so a short network drop loses nothing). If that takes longer
+ *     than `channelReconnectGraceMs`, or the server no longer knows the session
+ *     (restart: node-opcua then makes a new session, which we detect by its id), we
+ *     recycle ourselves. node-opcua's own repair is known not to always restore
+ *     subscriptions (node-opcua #1059), so it is never the only safety net;
+ *   - stalled: no notification and no keep-alive within `stallAfterKeepAlives` keep-alive
+ *     periods while "connected" -> health `stalled`, then recycle;
+ *   - the server ends the subscription (BadTimeout, session closed) -> recycle.
+ * - Browse paths are resolved again on every new generation.
+ * - After every (re)subscription the initial value of every item arrives as ONE ordinary
+ *   change batch (held back until each item reported or a short deadline passed), so a
+ *   consumer reconciles against all of them at once and in source-timestamp order.
+ * - Every batch is sorted by source timestamp, then server timestamp, then item order.
+ * - Nothing is coalesced: sampling interval 0 (exception-based) by default and a queue
+ *   per item (default 100) with discardOldest=false.
+ * - stop() leaves no timer or socket behind.
+ */
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  AttributeIds,
+  defaultClientTransportFactory,
+  makeBrowsePath,
+  MessageSecurityMode,
+  OPCUACertificateManager,
+  OPCUAClient,
+  resolveNodeId,
+  SecurityPolicy,
+  TimestampsToReturn,
+  UserTokenType,
+  type ClientSession,
+  type ClientSubscription,
+  type DataChangeNotification,
+  type IClientTransport,
+  type NodeId,
+  type NotificationMessage,
+  type StatusChangeNotification,
+  type StatusCode,
+} from 'node-opcua';
+import { backoffMs, describeError, TransientError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { sortChanges, toChange, type Change, type SortableChange } from './changes.js';
+import { routeNodeOpcuaLogs } from './node-opcua-logs.js';
+
+export type { Change } from './changes.js';
+
+export interface MonitoredItemSpec {
+  /** Key reported in every change of this item. Unique within the client. */
+  key: string;
+  /** A NodeId string (`ns=1;s=L1.State`) or a browse path from the Root folder (`/Objects/1:Plant/1:L1/1:State`). */
+  node: string;
+}
+
+/** Only `None` for now; Sign / SignAndEncrypt with a policy and a trusted server certificate come later. */
+export type OpcUaSecurity = { mode: 'None' };
+/** Only anonymous for now; username/password and certificate identities come later. */
+export type OpcUaIdentity = { type: 'anonymous' };
+
+export interface SubscriptionClientOptions {
+  endpointUrl: string;
+  items: MonitoredItemSpec[];
+  /** Requested publishing interval. Default 250 ms. */
+  publishingIntervalMs?: number;
+  /** Publishing intervals without data after which the server sends a keep-alive. Default 10. */
+  maxKeepAliveCount?: number;
+  /** Keep-alive periods without any notification before the subscription counts as stalled. Default 3. */
+  stallAfterKeepAlives?: number;
+  /** Requested sampling interval; 0 = every change (exception-based). Default 0. */
+  samplingIntervalMs?: number;
+  /** Server-side queue per item, so bursts between publishes are not coalesced. Default 100. */
+  queueSize?: number;
+  /** Requested session timeout; the server keeps our session (and queues notifications) this long after a drop. Default 60 s. */
+  sessionTimeoutMs?: number;
+  /** Upper bound on connect, create session, subscribe, read and close. Default 10 s. */
+  operationTimeoutMs?: number;
+  /** Backoff between generations: base and cap. Defaults 500 ms and 10 s. */
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /** How long node-opcua may try to reopen a dropped channel and reactivate the session before we recycle. Default: the session timeout. */
+  channelReconnectGraceMs?: number;
+  security?: OpcUaSecurity;
+  identity?: OpcUaIdentity;
+  /** Folder for the client's certificate store. Default `<tmpdir>/plantlink-opcua-pki`. */
+  pkiDir?: string;
+  applicationName?: string;
+  logger?: Logger;
+  /** For tests: the jitter source. */
+  random?: () => number;
+}
+
+export type ClientHealthState = 'connecting' | 'connected' | 'stalled' | 'disconnected' | 'stopped';
+
+export interface ClientHealth {
+  state: ClientHealthState;
+  detail?: string;
+  /** Unix ms of the last notification or keep-alive received. */
+  lastActivityMs?: number;
+}
+
+export interface ResubscribedInfo {
+  /** Counts attempts to build a session and subscription, from 1 (failed attempts included). */
+  generation: number;
+  /** Item keys that could not be monitored this time (unknown node, unresolvable path), with why. */
+  failedItems: Array<{ key: string; reason: string }>;
+  /**
+   * True when the server had lost our session (restart) and we verified and kept the
+   * session and subscription node-opcua recreated during its reconnection, instead of
+   * building new ones: that keeps the changes made right after the restart.
+   */
+  adopted: boolean;
+}
+
+export interface SubscriptionClientEvents {
+  changes: [Change[]];
+  health: [ClientHealth];
+  resubscribed: [ResubscribedInfo];
+}
+
+type Resolved = { key: string; order: number; nodeId: NodeId };
+
+class GenerationEnded extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** Everything one attempt built; torn down as a whole. */
+class Generation {
+  client: OPCUAClient | undefined;
+  session: ClientSession | undefined;
+  sessionId = '';
+  subscription: ClientSubscription | undefined;
+  resolved: Resolved[] = [];
+  byHandle = new Map<number, Resolved>();
+  /** Messages held until we know they are ours: before the item handles are known, or while a recreated session is verified. */
+  early: NotificationMessage[] = [];
+  phase: 'building' | 'adopting' | 'initial' | 'live' = 'building';
+  awaitingInitial = new Set<string>();
+  initialBuffer: SortableChange[] = [];
+  initialTimer: NodeJS.Timeout | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
+  keepAlivePeriodMs = 0;
+  channelDown = false;
+  /** Every transport (socket) this generation's client opened, to force them shut if a polite close hangs. */
+  readonly transports = new Set<IClientTransport>();
+  endReason: string | undefined;
+  readonly ended: Promise<string>;
+  private resolveEnded!: (reason: string) => void;
+
+  constructor(readonly number: number) {
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  end(reason: string): void {
+    if (this.endReason !== undefined) return;
+    this.endReason = reason;
+    this.resolveEnded(reason);
+  }
+
+  /** Resolves with the promise, or rejects when the generation ends or the time is up. */
+  async step<T>(what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    promise.catch(() => undefined); // a late rejection after a timeout must not go unhandled
+    try {
+      return await Promise.race([
+        promise,
+        this.ended.then((reason) => {
+          throw new GenerationEnded(`${what}: ${reason}`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new TransientError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const DEFAULT_PKI_DIR = path.join(os.tmpdir(), 'plantlink-opcua-pki');
+/** Bound on notifications held back while a recreated session is verified. */
+const MAX_HELD_MESSAGES = 10_000;
+
+export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEvents> {
+  private readonly o: Required<Omit<SubscriptionClientOptions, 'logger' | 'channelReconnectGraceMs'>> & { channelReconnectGraceMs: number };
+  private readonly log: Logger | undefined;
+  private current: ClientHealth = { state: 'stopped' };
+  private gen: Generation | undefined;
+  private generations = 0;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private lastActivityMs: number | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private wakeSleep: (() => void) | undefined;
+
+  constructor(options: SubscriptionClientOptions) {
+    super();
+    const keys = new Set<string>();
+    for (const item of options.items) {
+      if (keys.has(item.key)) throw new Error(`duplicate monitored item key "${item.key}"`);
+      keys.add(item.key);
+    }
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
+    this.o = {
+      endpointUrl: options.endpointUrl,
+      items: options.items,
+      publishingIntervalMs: options.publishingIntervalMs ?? 250,
+      maxKeepAliveCount: options.maxKeepAliveCount ?? 10,
+      stallAfterKeepAlives: options.stallAfterKeepAlives ?? 3,
+      samplingIntervalMs: options.samplingIntervalMs ?? 0,
+      queueSize: options.queueSize ?? 100,
+      sessionTimeoutMs,
+      operationTimeoutMs: options.operationTimeoutMs ?? 10_000,
+      reconnectBaseMs: options.reconnectBaseMs ?? 500,
+      reconnectMaxMs: options.reconnectMaxMs ?? 10_000,
+      channelReconnectGraceMs: options.channelReconnectGraceMs ?? sessionTimeoutMs,
+      security: options.security ?? { mode: 'None' },
+      identity: options.identity ?? { type: 'anonymous' },
+      pkiDir: options.pkiDir ?? DEFAULT_PKI_DIR,
+      applicationName: options.applicationName ?? 'plantlink-agent',
+      random: options.random ?? Math.random,
+    };
+    this.log = options.logger?.child({ component: 'opcua-client', endpointUrl: options.endpointUrl });
+    routeNodeOpcuaLogs(options.logger);
+  }
+
+  health(): ClientHealth {
+    return { ...this.current, ...(this.lastActivityMs === undefined ? {} : { lastActivityMs: this.lastActivityMs }) };
+  }
+
+  /** Starts supervising; returns at once. Connection problems show in health(), never as a rejection. */
+  start(): void {
+    if (this.running) return;
+    this.stopping = false;
+    this.setHealth('connecting');
+    this.running = this.supervise();
+    const checkEveryMs = Math.max(100, Math.min(1000, (this.o.publishingIntervalMs * this.o.maxKeepAliveCount) / 4));
+    this.watchdog = setInterval(() => this.checkStall(), checkEveryMs);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
+    this.gen?.end('stopping');
+    this.wakeSleep?.();
+    await this.running;
+    this.running = undefined;
+    this.setHealth('stopped');
+  }
+
+  /** Reads every monitored item now (Read service, both timestamps), sorted like a change batch. */
+  async readCurrent(): Promise<Change[]> {
+    const gen = this.gen;
+    if (!gen || gen.phase === 'building' || gen.phase === 'adopting' || !gen.session || gen.channelDown) {
+      throw new TransientError('reading current values: not connected');
+    }
+    const session = gen.session;
+    if (gen.resolved.length === 0) return [];
+    let dataValues;
+    try {
+      dataValues = await gen.step(
+        'reading current values',
+        session.read(gen.resolved.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })), 0),
+        this.o.operationTimeoutMs,
+      );
+    } catch (e) {
+      throw new TransientError(`reading current values: ${describeError(e)}`, { cause: e });
+    }
+    const now = Date.now();
+    return sortChanges(dataValues.map((dv, i) => toChange(gen.resolved[i]!.key, gen.resolved[i]!.order, dv, now)));
+  }
+
+  // ---- supervision -------------------------------------------------------------------
+
+  private async supervise(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      const gen = new Generation(++this.generations);
+      this.gen = gen;
+      const startedAt = Date.now();
+      try {
+        this.setHealth('connecting', this.generations > 1 ? `attempt ${attempt + 1}` : undefined);
+        await this.establish(gen);
+        const reason = await gen.ended;
+        if (!this.stopping) this.log?.warn({ reason, generation: gen.number }, 'recycling the OPC UA session');
+      } catch (e) {
+        const reason = e instanceof GenerationEnded ? e.reason : describeError(e);
+        gen.end(reason);
+        if (!this.stopping) {
+          this.setHealth('disconnected', reason);
+          // a server that is down for hours must not flood the log: every 10th failure at warn
+          const level = attempt % 10 === 0 ? 'warn' : 'debug';
+          this.log?.[level]({ err: reason, generation: gen.number, attempt }, 'could not subscribe to the OPC UA server');
+        }
+      }
+      await this.teardown(gen);
+      if (this.stopping) break;
+      // A generation that lived a while resets the backoff; one that dies at once keeps growing it.
+      attempt = Date.now() - startedAt > this.o.reconnectMaxMs ? 0 : attempt + 1;
+      if (this.current.state === 'connected' || this.current.state === 'stalled') this.setHealth('disconnected', gen.endReason);
+      await this.sleep(backoffMs(attempt, this.o.reconnectBaseMs, this.o.reconnectMaxMs, this.o.random));
+    }
+    this.gen = undefined;
+  }
+
+  private async establish(gen: Generation): Promise<void> {
+    const o = this.o;
+    const keepAlivePeriodMs = o.publishingIntervalMs * o.maxKeepAliveCount;
+    const client = OPCUAClient.create({
+      applicationName: o.applicationName,
+      clientName: `${o.applicationName}-${gen.number}`,
+      endpointMustExist: false,
+      securityMode: MessageSecurityMode.None,
+      securityPolicy: SecurityPolicy.None,
+      requestedSessionTimeout: o.sessionTimeoutMs,
+      keepSessionAlive: false, // the subscription's publish traffic keeps the session alive
+      // maxRetry 1: the first connect fails fast (our backoff takes over); a dropped channel is
+      // re-opened by node-opcua (it always retries reconnections) so the session can be reactivated.
+      connectionStrategy: {
+        maxRetry: 1,
+        initialDelay: Math.min(1000, o.reconnectBaseMs),
+        maxDelay: Math.max(1000, Math.min(o.reconnectMaxMs, 5000)),
+        randomisationFactor: 0.5,
+      },
+      transportTimeout: Math.max(o.operationTimeoutMs, 2 * o.stallAfterKeepAlives * keepAlivePeriodMs),
+      clientCertificateManager: new OPCUACertificateManager({
+        rootFolder: o.pkiDir,
+        automaticallyAcceptUnknownCertificate: true, // only with security None: nothing is trusted by it
+        disableFileWatchers: true, // every generation reads the store afresh; no watcher per generation
+      }),
+      transportFactory: {
+        create: (settings) => {
+          const transport = defaultClientTransportFactory.create(settings);
+          gen.transports.add(transport);
+          return transport;
+        },
+      },
+    });
+    gen.client = client;
+    client.on('connection_lost', () => this.onConnectionLost(gen));
+    client.on('connection_reestablished', () => this.onConnectionReestablished(gen));
+    client.on('close', (err?: Error | null) => {
+      if (err) gen.end(`connection closed: ${err.message}`);
+    });
+
+    await gen.step('connecting', client.connect(o.endpointUrl), o.operationTimeoutMs);
+    const session = await gen.step(
+      'creating a session',
+      client.createSession({ type: UserTokenType.Anonymous }),
+      o.operationTimeoutMs,
+    );
+    gen.session = session;
+    gen.sessionId = session.sessionId.toString();
+    session.on('session_closed', (status: StatusCode) => gen.end(`session closed by the server (${status.name})`));
+
+    const failedItems: ResubscribedInfo['failedItems'] = [];
+    gen.resolved = await this.resolveItems(gen, session, failedItems);
+
+    const subscription = await gen.step(
+      'creating the subscription',
+      session.createSubscription2({
+        requestedPublishingInterval: o.publishingIntervalMs,
+        requestedMaxKeepAliveCount: o.maxKeepAliveCount,
+        // the server keeps the subscription (and queues) this long without publish requests
+        requestedLifetimeCount: Math.max(3 * o.maxKeepAliveCount, Math.ceil(o.sessionTimeoutMs / o.publishingIntervalMs)),
+        maxNotificationsPerPublish: 0, // no limit from our side
+        publishingEnabled: true,
+        priority: 10,
+      }),
+      o.operationTimeoutMs,
+    );
+    gen.subscription = subscription;
+    gen.keepAlivePeriodMs = subscription.publishingInterval * subscription.maxKeepAliveCount || keepAlivePeriodMs;
+    subscription.on('raw_notification', (message: NotificationMessage) => this.onNotification(gen, message));
+    subscription.on('terminated', () => gen.end('the subscription was terminated'));
+    subscription.on('error', (err: Error) => gen.end(`subscription error: ${err.message}`));
+
+    if (gen.resolved.length > 0) {
+      const group = await gen.step(
+        'creating monitored items',
+        subscription.monitorItems(
+          gen.resolved.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })),
+          { samplingInterval: o.samplingIntervalMs, queueSize: o.queueSize, discardOldest: false },
+          TimestampsToReturn.Both,
+        ),
+        o.operationTimeoutMs,
+      );
+      const monitored: Resolved[] = [];
+      group.monitoredItems.forEach((item, i) => {
+        const r = gen.resolved[i]!;
+        if (item.statusCode.isGood()) {
+          gen.byHandle.set(item.monitoringParameters.clientHandle, r);
+          monitored.push(r);
+        } else {
+          failedItems.push({ key: r.key, reason: `monitoring refused: ${item.statusCode.name}` });
+        }
+      });
+      gen.resolved = monitored;
+    }
+    for (const f of failedItems) this.log?.error({ item: f.key, reason: f.reason }, 'an OPC UA item cannot be monitored');
+
+    this.beginInitial(gen, { generation: gen.number, failedItems, adopted: false });
+  }
+
+  /** From here on the initial value of every item is collected into one batch. */
+  private beginInitial(gen: Generation, info: ResubscribedInfo): void {
+    this.lastActivityMs = Date.now();
+    gen.phase = 'initial';
+    gen.awaitingInitial = new Set([...gen.byHandle.values()].map((r) => r.key));
+    gen.initialBuffer = [];
+    this.emitSafely('resubscribed', info);
+    for (const message of gen.early.splice(0)) this.onNotification(gen, message);
+    if (gen.phase !== 'initial') return; // flushed already
+    if (gen.awaitingInitial.size === 0) this.flushInitial(gen);
+    else {
+      const deadline = Math.max(1000, 4 * (gen.subscription?.publishingInterval ?? this.o.publishingIntervalMs));
+      gen.initialTimer = setTimeout(() => this.flushInitial(gen), deadline);
+    }
+  }
+
+  private async resolveItems(gen: Generation, session: ClientSession, failed: ResubscribedInfo['failedItems']): Promise<Resolved[]> {
+    const resolved: Resolved[] = [];
+    const paths: Array<{ key: string; order: number; path: string }> = [];
+    this.o.items.forEach((item, order) => {
+      if (item.node.startsWith('/')) {
+        paths.push({ key: item.key, order, path: item.node });
+        return;
+      }
+      try {
+        resolved.push({ key: item.key, order, nodeId: resolveNodeId(item.node) });
+      } catch (e) {
+        failed.push({ key: item.key, reason: `invalid NodeId "${item.node}": ${describeError(e)}` });
+      }
+    });
+    if (paths.length > 0) {
+      const browsePaths = [];
+      const valid: typeof paths = [];
+      for (const p of paths) {
+        try {
+          browsePaths.push(makeBrowsePath('RootFolder', p.path));
+          valid.push(p);
+        } catch (e) {
+          failed.push({ key: p.key, reason: `invalid browse path "${p.path}": ${describeError(e)}` });
+        }
+      }
+      const results = await gen.step('resolving browse paths', session.translateBrowsePath(browsePaths), this.o.operationTimeoutMs);
+      results.forEach((result, i) => {
+        const p = valid[i]!;
+        const target = result.targets?.[0];
+        if (result.statusCode.isGood() && target) {
+          resolved.push({ key: p.key, order: p.order, nodeId: target.targetId });
+        } else {
+          failed.push({ key: p.key, reason: `browse path "${p.path}" not found: ${result.statusCode.name}` });
+        }
+      });
+    }
+    return resolved.sort((a, b) => a.order - b.order);
+  }
+
+  private onNotification(gen: Generation, message: NotificationMessage): void {
+    if (gen.endReason !== undefined || gen !== this.gen) return;
+    // Held back: before the item handles are known, and while node-opcua works in a new
+    // session (the server lost ours) that we have not verified yet; replayed if we keep it.
+    const unverified = gen.session !== undefined && gen.session.sessionId.toString() !== gen.sessionId;
+    if (gen.phase === 'building' || gen.phase === 'adopting' || unverified) {
+      if (gen.early.push(message) > MAX_HELD_MESSAGES) gen.end(`more than ${MAX_HELD_MESSAGES} notifications held back`);
+      return;
+    }
+    this.lastActivityMs = Date.now();
+    const changes: SortableChange[] = [];
+    for (const data of message.notificationData ?? []) {
+      if (!data) continue;
+      if (data.schema.name === 'DataChangeNotification') {
+        for (const n of (data as DataChangeNotification).monitoredItems ?? []) {
+          const r = gen.byHandle.get(n.clientHandle);
+          if (r) changes.push(toChange(r.key, r.order, n.value, this.lastActivityMs));
+        }
+      } else if (data.schema.name === 'StatusChangeNotification') {
+        const status = (data as StatusChangeNotification).status;
+        if (status.isNotGood()) gen.end(`the server reported the subscription ${status.name}`);
+      }
+    }
+    if (changes.length === 0) return;
+    if (gen.phase === 'initial') {
+      gen.initialBuffer.push(...changes);
+      for (const c of changes) gen.awaitingInitial.delete(c.item);
+      if (gen.awaitingInitial.size === 0) this.flushInitial(gen);
+      return;
+    }
+    this.emitSafely('changes', sortChanges(changes));
+  }
+
+  private flushInitial(gen: Generation): void {
+    if (gen.phase !== 'initial' || gen.endReason !== undefined) return;
+    clearTimeout(gen.initialTimer);
+    gen.initialTimer = undefined;
+    gen.phase = 'live';
+    if (gen.awaitingInitial.size > 0) {
+      this.log?.warn({ items: [...gen.awaitingInitial] }, 'no initial value from some OPC UA items; going on without them');
+    }
+    this.setHealth('connected');
+    const batch = sortChanges(gen.initialBuffer.splice(0));
+    if (batch.length > 0) this.emitSafely('changes', batch);
+  }
+
+  private onConnectionLost(gen: Generation): void {
+    if (gen.endReason !== undefined) return;
+    if (gen.phase !== 'live') {
+      gen.end('connection lost while subscribing');
+      return;
+    }
+    gen.channelDown = true;
+    this.setHealth('disconnected', 'connection lost; reopening the channel to reactivate the session');
+    clearTimeout(gen.graceTimer);
+    gen.graceTimer = setTimeout(
+      () => gen.end(`the connection was not restored within ${this.o.channelReconnectGraceMs} ms`),
+      this.o.channelReconnectGraceMs,
+    );
+  }
+
+  private onConnectionReestablished(gen: Generation): void {
+    if (gen.endReason !== undefined) return;
+    clearTimeout(gen.graceTimer);
+    gen.graceTimer = undefined;
+    gen.channelDown = false;
+    const sessionId = gen.session?.sessionId.toString();
+    if (sessionId !== gen.sessionId) {
+      void this.adopt(gen);
+      return;
+    }
+    this.lastActivityMs = Date.now(); // the stall clock restarts with the channel
+    this.setHealth('connected', 'session reactivated after a connection loss');
+    this.log?.info({ generation: gen.number }, 'OPC UA session reactivated after a connection loss');
+  }
+
+  /**
+   * The server no longer knew our session (it restarted), so node-opcua created a new one
+   * and recreated the subscription and items in it. We keep them only after checking:
+   * every item recreated with a good status, and every browse path still leading to the
+   * same node. Anything else, and we build everything anew. The watchdog still guards
+   * what we keep (node-opcua #1059: its repair does not always restore subscriptions).
+   */
+  private async adopt(gen: Generation): Promise<void> {
+    gen.phase = 'adopting';
+    this.setHealth('connecting', 'the server lost our session; verifying the one recreated on reconnection');
+    try {
+      const session = gen.session;
+      const subscription = gen.subscription;
+      if (!session || !subscription) throw new Error('no session or subscription to verify');
+      const recreated = subscription.monitoredItems;
+      for (const [handle, r] of gen.byHandle) {
+        const item = recreated[handle];
+        if (!item || !item.statusCode.isGood()) throw new Error(`item ${r.key} was not recreated (${item?.statusCode.name ?? 'missing'})`);
+      }
+      const failed: ResubscribedInfo['failedItems'] = [];
+      const again = await this.resolveItems(gen, session, failed);
+      for (const r of gen.byHandle.values()) {
+        const now = again.find((a) => a.key === r.key);
+        if (!now || now.nodeId.toString() !== r.nodeId.toString()) {
+          throw new Error(`item ${r.key} now resolves to ${now ? now.nodeId.toString() : 'nothing'}, not ${r.nodeId.toString()}`);
+        }
+      }
+      if (gen.endReason !== undefined) return;
+      gen.sessionId = session.sessionId.toString();
+      this.log?.info({ generation: gen.number }, 'kept the session and subscription recreated after the server lost ours');
+      this.beginInitial(gen, { generation: gen.number, failedItems: [], adopted: true });
+    } catch (e) {
+      gen.end(`the server lost our session and its replacement did not check out: ${describeError(e)}`);
+    }
+  }
+
+  private checkStall(): void {
+    const gen = this.gen;
+    if (!gen || gen.phase !== 'live' || gen.channelDown || gen.endReason !== undefined) return;
+    if (this.current.state !== 'connected') return;
+    const silentMs = Date.now() - (this.lastActivityMs ?? 0);
+    const limitMs = this.o.stallAfterKeepAlives * gen.keepAlivePeriodMs;
+    if (silentMs > limitMs) {
+      const detail = `no notification or keep-alive for ${silentMs} ms (limit ${limitMs} ms)`;
+      this.setHealth('stalled', detail);
+      this.log?.warn({ generation: gen.number, silentMs, limitMs }, 'OPC UA subscription stalled');
+      gen.end(`stalled: ${detail}`);
+    }
+  }
+
+  private async teardown(gen: Generation): Promise<void> {
+    clearTimeout(gen.initialTimer);
+    clearTimeout(gen.graceTimer);
+    const closeTimeoutMs = Math.min(this.o.operationTimeoutMs, 3000);
+    const client = gen.client;
+    // Closing the session politely needs a working channel; a stalled or lost one would only make us wait.
+    const channelUsable = !gen.channelDown && !(gen.endReason ?? '').startsWith('stalled');
+    if (gen.session && client && channelUsable) {
+      await this.bounded(gen.session.close(true), closeTimeoutMs);
+    }
+    if (client) {
+      client.removeAllListeners();
+      await this.bounded(client.disconnect(), closeTimeoutMs);
+    }
+    // A disconnect over a black-holed link never completes: drop its sockets ourselves,
+    // so nothing of this generation outlives it.
+    for (const transport of gen.transports) {
+      try {
+        if (transport.isValid()) transport.dispose();
+      } catch {
+        // already half torn down by node-opcua; nothing left to free
+      }
+    }
+    gen.transports.clear();
+    gen.subscription?.removeAllListeners();
+    gen.session?.removeAllListeners();
+  }
+
+  /** Waits for a promise but never longer than `ms`; failures are ignored (this is cleanup). */
+  private async bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      promise.catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeSleep = () => {
+        clearTimeout(this.sleepTimer);
+        this.wakeSleep = undefined;
+        resolve();
+      };
+      this.sleepTimer = setTimeout(() => this.wakeSleep?.(), ms);
+    });
+  }
+
+  private setHealth(state: ClientHealthState, detail?: string): void {
+    const changed = state !== this.current.state || detail !== this.current.detail;
+    this.current = detail === undefined ? { state } : { state, detail };
+    if (changed) {
+      this.log?.debug({ state, detail }, 'OPC UA client health changed');
+      this.emitSafely('health', this.health());
+    }
+  }
+
+  private emitSafely<K extends keyof SubscriptionClientEvents>(event: K, ...args: SubscriptionClientEvents[K]): void {
+    try {
+      // EventEmitter's generic emit cannot relate K to its arguments here, hence the cast.
+      (this.emit as (e: K, ...a: SubscriptionClientEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.log?.error({ err: describeError(e), event }, 'a listener of the OPC UA client threw');
+    }
+  }
+}
