@@ -51,6 +51,7 @@ import {
 import { backoffMs, describeError, TransientError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sortChanges, toChange, type Change, type SortableChange } from './changes.js';
+import { readHistorySince } from './history.js';
 import { routeNodeOpcuaLogs } from './node-opcua-logs.js';
 
 export type { Change } from './changes.js';
@@ -282,6 +283,24 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     }
     const now = Date.now();
     return sortChanges(dataValues.map((dv, i) => toChange(gen.resolved[i]!.key, gen.resolved[i]!.order, dv, now)));
+  }
+
+  /**
+   * Raw history (OPC UA Historical Access) of every monitored item since the given source
+   * timestamp per item key, oldest first. Items whose nodes keep no history come back in
+   * `unsupported`; `truncated` means more is waiting: apply these and call again.
+   */
+  async readHistory(since: ReadonlyMap<string, number>): Promise<{ changes: Change[]; unsupported: string[]; truncated: string[] }> {
+    const gen = this.gen;
+    if (!gen || gen.phase === 'building' || !gen.session || gen.channelDown) {
+      throw new TransientError('reading history: not connected');
+    }
+    if (gen.resolved.length === 0) return { changes: [], unsupported: [], truncated: [] };
+    return gen.step(
+      'reading history',
+      readHistorySince(gen.session, gen.resolved.map((r) => ({ item: r.key, nodeId: r.nodeId })), since),
+      this.o.operationTimeoutMs * 3,
+    );
   }
 
   // ---- supervision -------------------------------------------------------------------

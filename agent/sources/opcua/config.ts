@@ -90,6 +90,12 @@ export const OpcUaSourceConfig = z
       .describe('Keep-alive periods without any notification after which the subscription counts as stalled and is recreated.'),
     samplingIntervalMs: z.number().min(0).max(60_000).default(0).describe('Requested sampling interval; 0 = report every change.'),
     queueSize: z.number().int().min(1).max(100_000).default(100).describe('Server-side queue per monitored item, so bursts between publishes are not coalesced.'),
+    historyCatchUp: z
+      .boolean()
+      .default(true)
+      .describe(
+        'After every (re)subscription and after an outbox pause, read the raw history (OPC UA Historical Access) of every node since the last value committed, so changes made while the agent was down or disconnected become milestones too. Nodes without history fall back to the current value.',
+      ),
     sessionTimeoutMs: z
       .number()
       .int()

@@ -61,6 +61,7 @@ export class OpcUaSource implements Source {
   private reconcileBuffer: Change[][] | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private unsubscribeResume: (() => void) | undefined;
+  private warnedNoHistory = false;
   private stopped = true;
 
   constructor(
@@ -122,10 +123,17 @@ export class OpcUaSource implements Source {
       if (health.state === 'connected') this.everConnected = true;
     });
     client.on('resubscribed', (info) => {
-      // The initial values that follow are a consistent snapshot: they reconcile everything,
-      // including what a pause dropped; what was buffered before them is older and collapses into them.
-      this.reconcileBuffer = undefined;
       clearTimeout(this.reconcileTimer);
+      if (c.historyCatchUp) {
+        // First what happened while we were away (history), then the initial values and
+        // live changes, which wait in the buffer meanwhile.
+        this.reconcileBuffer = [];
+        void this.catchUp(false);
+      } else {
+        // The initial values that follow are a consistent snapshot: they reconcile everything,
+        // including what a pause dropped; what was buffered before them is older and collapses into them.
+        this.reconcileBuffer = undefined;
+      }
       for (const f of info.failedItems) {
         const item = this.items.get(f.key);
         log.error({ equipment: item ? c.lines[item.line]?.equipment : undefined, node: item?.role, reason: f.reason }, 'OPC UA node cannot be monitored');
@@ -227,30 +235,71 @@ export class OpcUaSource implements Source {
   private onResume(): void {
     if (!this.paused || this.stopped) return;
     this.paused = undefined;
-    this.log?.info('outbox resumed; reconciling current OPC UA values');
+    this.log?.info('outbox resumed; reconciling OPC UA values');
     this.reconcileBuffer = [];
-    void this.reconcile();
+    void this.catchUp(true);
   }
 
-  private async reconcile(): Promise<void> {
-    clearTimeout(this.reconcileTimer);
-    if (!this.reconcileBuffer || this.stopped || !this.client) return;
-    let current: Change[];
-    try {
-      current = await this.client.readCurrent();
-    } catch (e) {
-      // not connected: retry; a new subscription's initial values would reconcile first (see 'resubscribed')
-      this.log?.debug({ err: describeError(e) }, 'reconciling after resume failed; retrying');
-      if (this.reconcileBuffer && !this.stopped) this.reconcileTimer = setTimeout(() => void this.reconcile(), RECONCILE_RETRY_MS);
-      return;
+  /** Per monitored item, the source timestamp of the last value committed. */
+  private lastCommitted(): Map<string, number> {
+    const since = new Map<string, number>();
+    for (const [key, item] of this.items) {
+      const seen = this.lines[item.line]?.state.nodes[item.role];
+      // A node never seen has no baseline: its current value reconciles it.
+      if (seen) since.set(key, seen.ts);
     }
-    const buffered = this.reconcileBuffer;
-    if (!buffered || this.stopped) return; // superseded by a resubscription, or stopped
+    return since;
+  }
+
+  /**
+   * Applies, in this order: the history since the last committed values (when enabled),
+   * the current values (when `withCurrent`: after a pause; a resubscription brings its own
+   * initial values), then the batches buffered meanwhile. Values not newer than what is
+   * committed are no-ops, so overlaps between the three are harmless.
+   */
+  private async catchUp(withCurrent: boolean): Promise<void> {
+    clearTimeout(this.reconcileTimer);
+    const buffer = this.reconcileBuffer;
+    if (!buffer || this.stopped || !this.client) return;
+    const retry = (what: string, e: unknown) => {
+      // not connected: retry; a new subscription starts its own catch-up (see 'resubscribed')
+      this.log?.warn({ err: describeError(e) }, `${what} failed; retrying`);
+      if (this.reconcileBuffer === buffer && !this.stopped) this.reconcileTimer = setTimeout(() => void this.catchUp(withCurrent), RECONCILE_RETRY_MS);
+    };
+    if (this.config.historyCatchUp) {
+      for (;;) {
+        let history;
+        try {
+          history = await this.client.readHistory(this.lastCommitted());
+        } catch (e) {
+          return retry('reading OPC UA history', e);
+        }
+        if (this.reconcileBuffer !== buffer || this.stopped) return; // superseded
+        if (history.unsupported.length > 0 && !this.warnedNoHistory) {
+          this.warnedNoHistory = true;
+          this.log?.warn({ items: history.unsupported }, 'these OPC UA nodes keep no history; changes made while disconnected are reconciled from current values only');
+        }
+        if (history.changes.length > 0) {
+          this.log?.info({ changes: history.changes.length }, 'replaying OPC UA history since the last committed values');
+          this.apply(history.changes);
+          if (this.paused) return; // full again: the next resume catches up again
+        }
+        if (history.truncated.length === 0 || history.changes.length === 0) break;
+      }
+    }
+    let current: Change[] = [];
+    if (withCurrent) {
+      try {
+        current = await this.client.readCurrent();
+      } catch (e) {
+        return retry('reading current OPC UA values', e);
+      }
+    }
+    if (this.reconcileBuffer !== buffer || this.stopped) return;
     this.reconcileBuffer = undefined;
-    // the snapshot first, then what arrived meanwhile (changes the snapshot already holds are not newer)
-    for (const batch of [current, ...buffered]) {
-      if (this.paused) return; // full again: the next resume reconciles again
-      this.apply(batch);
+    for (const batch of [current, ...buffer]) {
+      if (this.paused) return;
+      if (batch.length > 0) this.apply(batch);
     }
   }
 }

@@ -9,11 +9,12 @@
  *   so a client can order changes of different variables.
  * - A truth entry is recorded in the same synchronous step as the write that makes it.
  * - restartServer() rebuilds the address space with the current values AND their
- *   source timestamps: the plant did not change while its server was down. Progression
- *   resumes as soon as a client monitors a plant variable on the new server (at the latest
- *   after RESUME_UNOBSERVED_MS): a change made before any client has subscribed again is
- *   invisible to every OPC UA client (a new session has no replay), so a plant that ran on
- *   at once would make ground truth nobody can observe. Call resume() to run on at once.
+ *   source timestamps: the plant did not change while its server was down. Every
+ *   variable is historized (OPC UA Historical Access) into arrays this object keeps, so
+ *   the history survives restarts and a client can read what it missed. Progression
+ *   resumes at once after a restart; `holdUntilObserved` makes it wait for a client to
+ *   monitor the plant again (at the latest RESUME_UNOBSERVED_MS), for tests without
+ *   history, where a change made before any client subscribed again is invisible.
  * - The server never throttles or coalesces: exception-based sampling
  *   (minSupportedSampleRate 0, node MinimumSamplingInterval 0) and a high
  *   notifications-per-publish cap (node-opcua defaults: 100 ms and 1,000; FIELD-NOTES).
@@ -32,11 +33,13 @@ import {
   StatusCodes,
   Subscription,
   Variant,
+  type DataValue,
   type UAObject,
   type UAVariable,
 } from 'node-opcua';
 import type { MilestoneKind } from '../../../protocols/events/production-milestone.v1.js';
 import { routeNodeOpcuaLogs } from '../../../protocols/opcua/node-opcua-logs.js';
+import { MemoryHistorian } from './historian.js';
 
 export interface GroundTruthMilestone {
   line: string;
@@ -61,6 +64,12 @@ export interface PlantSimulatorOptions {
   holdEvery?: number;
   /** Default 'WO-'. */
   orderPrefix?: string;
+  /**
+   * Keep every variable's history (OPC UA Historical Access), across server restarts, as
+   * an MES historian does (default true). Clients can then read what changed while they
+   * were away.
+   */
+  historize?: boolean;
 }
 
 export type PlantVariable = 'workOrder' | 'salesOrder' | 'product' | 'plannedQuantity' | 'state' | 'goodCount' | 'scrapCount';
@@ -103,6 +112,8 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
   private readonly options: Required<PlantSimulatorOptions>;
   private readonly runs = new Map<string, LineRun>();
   private readonly variables = new Map<string, UAVariable>(); // `${line}.${key}`
+  /** Per variable, its whole history; outlives server restarts (each new server reads the same arrays). */
+  private readonly histories = new Map<string, DataValue[]>();
   private server: OPCUAServer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private clockMs = 0;
@@ -122,6 +133,7 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
       stepMs: options.stepMs ?? 200,
       holdEvery: options.holdEvery ?? 3,
       orderPrefix: options.orderPrefix ?? 'WO-',
+      historize: options.historize ?? true,
     };
     if (this.options.quantityPerOrder < 1) throw new Error('quantityPerOrder must be >= 1');
     this.boundPort = this.options.port;
@@ -211,12 +223,17 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
     if (server) await server.shutdown(0);
   }
 
-  /** New server, same port, same values; progression resumes once a client monitors the plant again (see top). */
-  async restartServer(): Promise<void> {
+  /**
+   * New server, same port, same values and history. The plant runs on at once, as a real
+   * one does; with `holdUntilObserved` it waits until a client monitors it again (see top),
+   * for tests of a server without history.
+   */
+  async restartServer(options: { holdUntilObserved?: boolean } = {}): Promise<void> {
     if (this.stopped) throw new Error('simulator is stopped');
     if (this.server) await this.stopServer();
     await this.startServer();
-    this.holdTimer = setTimeout(() => this.resume(), RESUME_UNOBSERVED_MS);
+    if (options.holdUntilObserved) this.holdTimer = setTimeout(() => this.resume(), RESUME_UNOBSERVED_MS);
+    else this.resume();
   }
 
   private endHold(): void {
@@ -389,6 +406,13 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
         });
         const stamped = run.values[v.key];
         node.setValueFromSource(this.variant(v.key, stamped.value), StatusCodes.Good, new Date(stamped.ts));
+        if (this.options.historize) {
+          const key = `${run.line}.${v.key}`;
+          let history = this.histories.get(key);
+          if (!history) this.histories.set(key, (history = []));
+          // node-opcua pushes every later setValueFromSource into the historian by itself.
+          addressSpace.installHistoricalDataNode(node, { historian: new MemoryHistorian(history) });
+        }
         this.variables.set(`${run.line}.${v.key}`, node);
       }
     }

@@ -79,10 +79,27 @@ describe('OpcUaSource', () => {
     await expectExactlyTheTruth(sim, ctx);
   });
 
-  it('catches up without duplicates when the plant ran on while the agent was down', async () => {
+  it('replays the server history: nothing missed, nothing twice, when the plant ran on while the agent was down', async () => {
     const sim = await startPlant({ lines: ['L1'], workOrdersPerLine: 8, quantityPerOrder: 3, stepMs: 50, holdEvery: 2 });
+    sim.pause();
     const ctx = new MemorySourceContext();
     const config = sourceConfig(sim, sim.endpointUrl, ['L1']);
+    const first = new OpcUaSource(config);
+    await first.start(ctx);
+    await waitForHealth(first, 'connected');
+    sim.resume();
+    await waitForMilestones(sim, 10);
+    await first.stop();
+    await waitForMilestones(sim, sim.truth.length + 12); // the plant keeps producing, across work orders
+    const second = track(new OpcUaSource(config));
+    await second.start(ctx);
+    await expectExactlyTheTruth(sim, ctx);
+  });
+
+  it('without history, catches up from current values: no duplicates, the gap collapses', async () => {
+    const sim = await startPlant({ lines: ['L1'], workOrdersPerLine: 8, quantityPerOrder: 3, stepMs: 50, holdEvery: 2, historize: false });
+    const ctx = new MemorySourceContext();
+    const config = sourceConfig(sim, sim.endpointUrl, ['L1'], { historyCatchUp: false });
     const first = new OpcUaSource(config);
     await first.start(ctx);
     await waitForMilestones(sim, 10);
@@ -94,7 +111,7 @@ describe('OpcUaSource', () => {
     expect(ctx.events.length).toBeLessThan(sim.truth.length); // the gap really collapsed
   });
 
-  it('pauses on a full outbox without advancing state, then reconciles the current values on resume', async () => {
+  it('pauses on a full outbox without advancing state, then replays history on resume: nothing lost', async () => {
     const sim = await startPlant({ lines: ['L1'], workOrdersPerLine: 6, quantityPerOrder: 3, stepMs: 50, holdEvery: 0 });
     sim.pause();
     const ctx = new MemorySourceContext();
@@ -110,6 +127,23 @@ describe('OpcUaSource', () => {
     await waitForMilestones(sim, sim.truth.length + 6);
     expect(ctx.pausedCommits).toBeGreaterThan(0);
     expect(ctx.loadState('line/L1')).toEqual(stateWhilePaused);
+    ctx.resume();
+    await waitForHealth(source, 'connected');
+    await expectExactlyTheTruth(sim, ctx);
+  });
+
+  it('without history, pauses on a full outbox and reconciles the current values on resume', async () => {
+    const sim = await startPlant({ lines: ['L1'], workOrdersPerLine: 6, quantityPerOrder: 3, stepMs: 50, holdEvery: 0, historize: false });
+    sim.pause();
+    const ctx = new MemorySourceContext();
+    const source = track(new OpcUaSource(sourceConfig(sim, sim.endpointUrl, ['L1'], { historyCatchUp: false })));
+    await source.start(ctx);
+    await waitForHealth(source, 'connected');
+    sim.resume();
+    await waitForMilestones(sim, 8);
+    ctx.pause('outbox full (test)');
+    await waitForHealth(source, 'paused');
+    await waitForMilestones(sim, sim.truth.length + 6);
     ctx.resume();
     await waitForHealth(source, 'connected');
     await expectFaithfulSubset(sim, ctx);
