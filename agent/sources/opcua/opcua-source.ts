@@ -6,9 +6,11 @@
  *   line states: the outbox makes both durable in one transaction. The in-memory line
  *   state advances only after `committed`, so memory always equals what is on disk.
  * - `paused` (outbox full): the batch is dropped without advancing state, health says
- *   `paused`, and further batches are dropped too; on `onResume` the current values
- *   are read and reconciled, the same way a reconnection reconciles. Nothing that
- *   the plant still shows is lost; changes in between collapse into catch-up milestones.
+ *   `paused`, and further batches are dropped too; on `onResume` the source catches up.
+ * - Catch-up (after every (re)subscription and every resume): first the raw history of
+ *   every node since the last committed value (OPC UA Historical Access), then the
+ *   current / initial values, then live batches buffered meanwhile. With history nothing
+ *   is missed; nodes without history collapse what happened into catch-up milestones.
  * - Restarts emit nothing twice: the persisted per-node timestamps make the initial
  *   values of every (re)subscription a no-op unless they really are newer.
  */
