@@ -4,6 +4,7 @@
  * pending by a previous run), then the sources; stop() stops the sources first, so no
  * read is left half-committed, then the uplink, then closes the outbox.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { AgentConfig, SourceConfig } from './config.js';
@@ -14,12 +15,16 @@ import { WebSocketUplink } from './uplink/ws-uplink.js';
 
 export type AgentState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
-export function createSource(config: SourceConfig, logger: Logger): Source {
+export function createSource(config: SourceConfig, dataDir: string, logger: Logger): Source {
   switch (config.kind) {
     case 'opcua':
-      return new OpcUaSource(config, logger.child({ source: config.name }));
+      // The OPC UA client's certificate store lives with the agent's data, not in a home directory.
+      return new OpcUaSource({ ...config, pkiDir: config.pkiDir ?? join(dataDir, 'pki') }, logger.child({ source: config.name }));
   }
 }
+
+/** How often the agent writes `status.json` for `plantlink agent status`. */
+const STATUS_EVERY_MS = 5000;
 
 export class Agent {
   state: AgentState = 'INITIALIZED';
@@ -28,6 +33,7 @@ export class Agent {
   readonly sources: Source[];
   private readonly logger: Logger;
   private readonly resumeListeners = new Set<() => void>();
+  private statusTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: AgentConfig, options: { logger?: Logger } = {}) {
     this.logger = options.logger ?? createLogger('plantlink-agent', { level: config.log.level });
@@ -45,7 +51,7 @@ export class Agent {
     });
     this.outbox.on('quarantined', (q) => this.logger.error(q, 'event quarantined in the outbox (failed validation)'));
     this.uplink = new WebSocketUplink(config.uplink, this.outbox, this.logger.child({ component: 'uplink' }));
-    this.sources = config.sources.map((s) => createSource(s, this.logger));
+    this.sources = config.sources.map((s) => createSource(s, config.agent.dataDir, this.logger));
   }
 
   private contextFor(source: Source): SourceContext {
@@ -67,6 +73,20 @@ export class Agent {
     this.uplink.start();
     for (const source of this.sources) await source.start(this.contextFor(source));
     this.state = 'RUNNING';
+    this.writeStatus();
+    this.statusTimer = setInterval(() => this.writeStatus(), STATUS_EVERY_MS);
+    this.statusTimer.unref();
+  }
+
+  /** Live status for `plantlink agent status` (another process): written atomically, never torn. */
+  private writeStatus(): void {
+    const file = join(this.config.agent.dataDir, 'status.json');
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify({ writtenMs: Date.now(), agent: this.config.agent.id, plant: this.config.agent.plant, ...this.status() }));
+      renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      this.logger.warn({ err: String(e) }, 'could not write status.json');
+    }
   }
 
   status() {
@@ -81,8 +101,11 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.state === 'STOPPED') return;
     this.state = 'DRAINING';
+    clearInterval(this.statusTimer);
     for (const source of this.sources) await source.stop();
     await this.uplink.stop();
+    this.state = 'STOPPED';
+    this.writeStatus();
     this.outbox.close();
     this.state = 'STOPPED';
     this.logger.info('agent stopped');

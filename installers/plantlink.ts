@@ -96,15 +96,36 @@ agent
     const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
     const { Outbox } = await import('../agent/outbox/outbox.js');
     const { join } = await import('node:path');
+    const { readFileSync } = await import('node:fs');
     const outbox = new Outbox({ path: join(config.agent.dataDir, 'outbox.sqlite'), plant: config.agent.plant, maxBytes: config.outbox.maxBytes, maxEvents: config.outbox.maxEvents, onFull: config.outbox.onFull });
     const stats = outbox.stats();
     const rejected = outbox.listRejected(20).map(({ body: _body, ...r }) => r);
     outbox.close();
-    if (opts.json) return void process.stdout.write(`${JSON.stringify({ outbox: stats, rejected }, null, 2)}\n`);
+    // Live state (sources, uplink) comes from the running agent's status.json.
+    let live: { writtenMs: number; state: string; uplink: { state: string; detail?: string }; sources: { name: string; kind: string; state: string; detail?: string }[] } | undefined;
+    try {
+      live = JSON.parse(readFileSync(join(config.agent.dataDir, 'status.json'), 'utf8'));
+    } catch {
+      live = undefined;
+    }
+    if (opts.json) return void process.stdout.write(`${JSON.stringify({ outbox: stats, rejected, live }, null, 2)}\n`);
     const age = stats.oldestPendingMs === undefined ? '-' : `${Math.round((Date.now() - stats.oldestPendingMs) / 1000)} s`;
-    process.stdout.write(
-      `pending events    ${stats.pending}\npending bytes     ${stats.pendingBytes}\noldest pending    ${age}\nquarantined       ${stats.rejected}\noutbox full       ${stats.full ? 'YES' : 'no'}\n`,
-    );
+    const rows: [string, string][] = [
+      ['pending events', String(stats.pending)],
+      ['pending bytes', String(stats.pendingBytes)],
+      ['oldest pending', age],
+      ['quarantined', String(stats.rejected)],
+      ['outbox full', stats.full ? 'YES' : 'no'],
+    ];
+    if (live) {
+      const stale = Date.now() - live.writtenMs > 15_000 ? ` (as of ${Math.round((Date.now() - live.writtenMs) / 1000)} s ago: agent not running?)` : '';
+      rows.push(['agent', `${live.state}${stale}`]);
+      rows.push(['uplink', `${live.uplink.state}${live.uplink.detail ? `: ${live.uplink.detail}` : ''}`]);
+      for (const s of live.sources) rows.push([`source ${s.name}`, `${s.kind} ${s.state}${s.detail ? `: ${s.detail}` : ''}`]);
+    } else {
+      rows.push(['agent', 'no status.json: never started with this data folder']);
+    }
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(22)}${v}\n`);
     for (const r of rejected) process.stdout.write(`  quarantined ${r.id} ${r.type} ${r.subject}: ${r.code}: ${r.reason}\n`);
   });
 

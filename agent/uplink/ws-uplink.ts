@@ -141,19 +141,23 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
     ws.on('pong', () => {
       this.awaitingPong = false;
     });
+    let failure: string | undefined;
     ws.on('error', (err) => {
-      if (!refused) this.logger.debug({ err: describeError(err) }, 'uplink socket error');
+      // Kept for the close that follows: "self-signed certificate", "ECONNREFUSED", ...
+      failure = describeError(err);
+      if (!refused) this.logger.debug({ err: failure }, 'uplink socket error');
     });
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      const wasWelcomed = this.welcome !== undefined;
       clearInterval(this.heartbeatTimer);
       const lost = this.inFlight.size;
       this.inFlight.clear();
       this.welcome = undefined;
       this.cursor = 0;
       if (this.stopped) return;
-      const detail = refused ?? `closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`;
+      const detail = refused ?? (failure && !wasWelcomed ? `connection failed: ${failure}` : `closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
       const unauthorized = /HTTP 40[13]/.test(detail);
       this.setHealth({ state: unauthorized ? 'unauthorized' : 'disconnected', detail });
       const delay = backoffMs(this.attempt++, this.config.reconnect.initialDelayMs, this.config.reconnect.maxDelayMs);

@@ -3,6 +3,9 @@
  * after restart, every milestone the plant made is in the CRM exactly once, and every
  * work order's status ended where the plant's did.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { expectExactlyOnce, startStack, SUBSCRIBED, waitForAllLanded, type Stack } from './stack.js';
 
@@ -33,6 +36,12 @@ describe('crash safety (kill -9)', () => {
     await sleep(500); // let any stray redelivery land before counting
     expectExactlyOnce(s);
     expect(s.crm.stats().created).toBe(s.crm.records('Production_Milestone__c').length + s.crm.records('Production_Order__c').length);
+    // The operator's view agrees: nothing pending, nothing quarantined, source and uplink up.
+    await vi.waitFor(async () => {
+      const cli = ['--import', 'tsx', join(import.meta.dirname, '../../installers/plantlink.ts'), 'agent', 'status', '--config', join(s.dir, 'agent.yaml'), '--json'];
+      const status = JSON.parse((await promisify(execFile)(process.execPath, cli)).stdout);
+      expect(status).toMatchObject({ outbox: { pending: 0, rejected: 0 }, live: { state: 'RUNNING', uplink: { state: 'connected' }, sources: [{ name: 'line-opcua', state: 'connected' }] } });
+    }, { timeout: 15_000, interval: 1000 });
   });
 
   it('relay killed -9 twice mid-stream: the agent buffers, the relay redelivers, the CRM gets each milestone once', async () => {

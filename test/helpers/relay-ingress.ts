@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Inbox } from '../../relay/inbox/inbox.js';
@@ -8,7 +9,7 @@ import { Router } from '../../relay/router/router.js';
 import { testLogger } from './temp.js';
 
 /** A real relay ingress (HTTP server, WebSocket upgrade, SQLite inbox) on a loopback port, without sinks. */
-export async function startIngress(dir: string, limits: Partial<IngressLimits> = {}) {
+export async function startIngress(dir: string, limits: Partial<IngressLimits> = {}, tls?: { cert: Buffer; key: Buffer }) {
   const a = issueToken('agent-a');
   const b = issueToken('agent-b');
   const inbox = new Inbox(join(dir, 'inbox.sqlite'));
@@ -22,12 +23,12 @@ export async function startIngress(dir: string, limits: Partial<IngressLimits> =
     limits: { maxFrameBytes: 256 * 1024, maxBatchEvents: 100, maxInFlight: 4, heartbeatMs: 60_000, ...limits },
     logger: testLogger(),
   });
-  const server: Server = createServer((_req, res) => res.end());
+  const server: Server = tls ? createHttpsServer(tls, (_req, res) => res.end()) : createServer((_req, res) => res.end());
   ingress.attach(server, '/v1/uplink');
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `ws://127.0.0.1:${port}/v1/uplink`,
+    url: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/v1/uplink`,
     port,
     tokens: { a: a.token, b: b.token },
     inbox,
