@@ -17,6 +17,13 @@ export const RelayConfig = z
     relay: z
       .object({
         dataDir: z.string().min(1).default('./data').describe('Folder for the inbox database.'),
+        retentionHours: z
+          .number()
+          .min(1)
+          .default(168)
+          .describe(
+            'How long delivered events are kept, which is also the dedupe window: an agent resending an event after this gets it delivered again (harmless: sinks upsert). Dead letters and pending deliveries are kept until handled.',
+          ),
         listen: z
           .object({
             host: z.string().default('0.0.0.0').describe('Address to listen on.'),

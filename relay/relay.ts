@@ -21,6 +21,8 @@ import type { Sink } from './sinks/sink.js';
 
 export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
+const PRUNE_EVERY_MS = 3_600_000;
+
 export function createSink(config: SinkConfig, logger: Logger): Sink {
   switch (config.kind) {
     case 'salesforce':
@@ -43,6 +45,7 @@ export class Relay {
   private readonly sinks: Sink[];
   private readonly workers: SinkWorker[];
   private readonly tls: boolean;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
     this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
@@ -92,6 +95,9 @@ export class Relay {
       });
     });
     this.state = 'RUNNING';
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
     this.logger.info({ url: this.wsUrl, sinks: this.sinks.map((s) => s.name), agents: this.config.agents.length }, 'relay started');
   }
 
@@ -102,6 +108,16 @@ export class Relay {
   get wsUrl(): string {
     const host = this.config.relay.listen.host === '0.0.0.0' ? '127.0.0.1' : this.config.relay.listen.host;
     return `${this.tls ? 'wss' : 'ws'}://${host}:${this.port}${this.config.ingress.path}`;
+  }
+
+  private prune(): void {
+    try {
+      const cutoff = Date.now() - this.config.relay.retentionHours * 3_600_000;
+      const pruned = this.inbox.prune(cutoff);
+      if (pruned.events + pruned.rejections > 0) this.logger.info(pruned, 'pruned delivered events past the retention window');
+    } catch (e) {
+      this.logger.error({ err: String(e) }, 'pruning the inbox failed; will try again');
+    }
   }
 
   status() {
@@ -129,6 +145,7 @@ export class Relay {
   async stop(): Promise<void> {
     if (this.state === 'STOPPED') return;
     this.state = 'DRAINING';
+    clearInterval(this.pruneTimer);
     await this.ingress.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

@@ -281,6 +281,40 @@ export class Inbox {
     return { events, ...d, ingressRejections: rej };
   }
 
+  /**
+   * Forgets events received before `cutoffMs` whose deliveries are all `delivered` (dead
+   * letters and pending deliveries are kept, however old), and ingress rejections older
+   * than that. This bounds the inbox; it also bounds the dedupe window: an agent resending
+   * an event after it was pruned gets it delivered again, which the sinks' idempotent
+   * upserts make harmless. Works in slices so it never holds the write lock for long.
+   */
+  prune(cutoffMs: number, slice = 5000): { events: number; rejections: number } {
+    let events = 0;
+    for (;;) {
+      const n = this.db.transaction(() => {
+        const seqs = this.db
+          .prepare(
+            `SELECT i.seq FROM inbox i WHERE i.received_ms < ?
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.inbox_seq = i.seq AND d.status != 'delivered')
+             ORDER BY i.seq LIMIT ?`,
+          )
+          .pluck()
+          .all(cutoffMs, slice) as number[];
+        const delDeliveries = this.db.prepare('DELETE FROM deliveries WHERE inbox_seq = ?');
+        const delEvent = this.db.prepare('DELETE FROM inbox WHERE seq = ?');
+        for (const seq of seqs) {
+          delDeliveries.run(seq);
+          delEvent.run(seq);
+        }
+        return seqs.length;
+      })();
+      events += n;
+      if (n < slice) break;
+    }
+    const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
+    return { events, rejections };
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
