@@ -13,7 +13,7 @@
  * append-mostly (a random key touches ~870 index pages per 1,000 rows; see
  * shared/FIELD-NOTES.md), while the hash keeps distinct facts distinct.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export interface SourceFact {
   /** Plant that produced the fact. */
@@ -42,11 +42,10 @@ export function deriveEventId(fact: SourceFact): string {
     String(Math.trunc(fact.occurredAtMs)),
     fact.discriminator === undefined ? '' : String(fact.discriminator),
   ].join(SEP);
-  const hash = createHash('sha256').update(material).digest();
-  const bytes = Buffer.alloc(16);
-  const ms = BigInt(Math.max(0, Math.trunc(fact.occurredAtMs)));
-  for (let i = 0; i < 6; i++) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
-  hash.copy(bytes, 6, 0, 10);
+  const digest = hash('sha256', material, 'buffer');
+  const bytes = Buffer.allocUnsafe(16);
+  bytes.writeUIntBE(Math.min(Math.max(0, Math.trunc(fact.occurredAtMs)), 2 ** 48 - 1), 0, 6);
+  digest.copy(bytes, 6, 0, 10);
   bytes[6] = (bytes[6]! & 0x0f) | 0x80; // version 8
   bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 9562 variant
   const hex = bytes.toString('hex');

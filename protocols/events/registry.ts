@@ -23,6 +23,14 @@ function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
+/** Validates only the data of an event of `type` (for producers that built the envelope themselves); never throws. */
+export function validateData(type: string, data: unknown): { ok: true } | { ok: false; code: 'unknown_type' | 'invalid_data'; reason: string } {
+  const schema = EVENT_TYPES[type];
+  if (!schema) return { ok: false, code: 'unknown_type', reason: `unknown event type "${type}" (known: ${Object.keys(EVENT_TYPES).join(', ')})` };
+  const data2 = schema.safeParse(data);
+  return data2.success ? { ok: true } : { ok: false, code: 'invalid_data', reason: `data: ${describeIssues(data2.error)}` };
+}
+
 /** Validates envelope and data of one event; never throws. */
 export function validateEvent(raw: unknown): ValidationResult {
   const envelope = CloudEventV1.safeParse(raw);
