@@ -17,7 +17,7 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('crash safety (kill -9)', () => {
+describe('crash safety (kill -9)', { timeout: 150_000 }, () => {
   it('agent killed -9 three times mid-stream while the plant runs on: every milestone in the CRM exactly once', async () => {
     stack = await startStack();
     const s = stack;

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('outages', () => {
+describe('outages', { timeout: 150_000 }, () => {
   it('CRM down for a while, then back: nothing lost, nothing twice', async () => {
     stack = await startStack();
     const s = stack;
