@@ -170,20 +170,35 @@ relay
   .description('List dead letters (events a sink refused permanently), or replay them after a fix.')
   .addOption(configOption())
   .option('--sink <name>', 'only this sink')
-  .option('--replay <what>', '"all", or the inbox sequence number of one dead letter')
+  .option('--code <code>', 'only this error code, e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION')
+  .option('--subject <subject>', 'only this business key, e.g. work-order/WO-1001')
+  .option('--show <seq>', 'show one dead letter with its event')
+  .option('--replay <what>', '"all" (of those the other options select), or the sequence number of one dead letter')
   .option('--json', 'machine-readable output')
-  .action(async (opts: { config: string; sink?: string; replay?: string; json?: boolean }) => {
+  .action(async (opts: { config: string; sink?: string; code?: string; subject?: string; show?: string; replay?: string; json?: boolean }) => {
     const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
     const { Inbox } = await import('../relay/inbox/inbox.js');
     const { join } = await import('node:path');
     const inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
     try {
       if (opts.replay) {
-        const n = inbox.replayDead({ ...(opts.sink ? { sink: opts.sink } : {}), ...(opts.replay === 'all' ? { all: true } : { inboxSeq: Number(opts.replay) }) });
+        if (opts.replay !== 'all' && !/^\d+$/.test(opts.replay)) {
+          process.stderr.write(`--replay takes "all" or the sequence number of a dead letter, not "${opts.replay}"\n`);
+          process.exitCode = 2;
+          return;
+        }
+        const filter = { sink: opts.sink, code: opts.code, subject: opts.subject };
+        const n = inbox.replayDead(opts.replay === 'all' ? { ...filter, all: true } : { ...filter, inboxSeq: Number(opts.replay) });
         process.stdout.write(`${n} dead letter(s) queued for redelivery\n`);
         return;
       }
-      const rows = inbox.listDeliveries({ status: 'dead', ...(opts.sink ? { sink: opts.sink } : {}), limit: 1000 });
+      if (opts.show) {
+        const rows = inbox.listDeliveries({ status: 'dead', inboxSeq: Number(opts.show), sink: opts.sink, limit: 10 });
+        const full = rows.map((r) => inbox.getDelivery(r.sink, r.inboxSeq));
+        process.stdout.write(`${JSON.stringify(full, null, 2)}\n`);
+        return;
+      }
+      const rows = inbox.listDeliveries({ status: 'dead', sink: opts.sink, code: opts.code, subject: opts.subject, limit: 1000 });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       if (rows.length === 0) return void process.stdout.write('no dead letters\n');
       for (const r of rows) {

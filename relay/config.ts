@@ -3,7 +3,9 @@
  * the types. Unknown keys are errors (`.strict()`).
  */
 import { z } from 'zod';
+import { MAX_EVENT_BYTES } from '../protocols/events/envelope.js';
 import { DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_FRAME_BYTES } from '../protocols/uplink/frames.js';
+import { ApiConfig } from './api/operator-api.js';
 import { DeliveryConfig } from './delivery/config.js';
 import { AgentCredential } from './ingress/agent-auth.js';
 import { RouteConfig } from './router/router.js';
@@ -45,7 +47,7 @@ export const RelayConfig = z
     ingress: z
       .object({
         path: z.string().startsWith('/').default('/v1/uplink').describe('WebSocket path agents connect to.'),
-        maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULT_MAX_FRAME_BYTES).describe('Largest frame accepted; bigger frames close the connection (1009).'),
+        maxFrameBytes: z.number().int().min(2 * MAX_EVENT_BYTES).max(64 * 1024 * 1024).default(DEFAULT_MAX_FRAME_BYTES).describe('Largest frame accepted; bigger frames close the connection (1009).'),
         maxBatchEvents: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_BATCH_EVENTS).describe('Most events per batch frame.'),
         maxInFlight: z.number().int().min(1).max(64).default(8).describe('Unacknowledged batches an agent may have in flight.'),
         heartbeatMs: z.number().int().min(100).default(15_000).describe('Ping interval; an agent that misses a pong is disconnected.'),
@@ -55,6 +57,7 @@ export const RelayConfig = z
     agents: z.array(AgentCredential).describe('Agents allowed to connect, each bound to one plant.'),
     sinks: z.array(SinkConfig).min(1).describe('Target systems.'),
     routes: z.array(RouteConfig).min(1).describe('Which events go to which sinks.'),
+    api: ApiConfig.default({ tokens: [] }),
     delivery: DeliveryConfig.default({ batchSize: 50, backoff: { initialMs: 1000, maxMs: 300_000 }, pollMs: 1000 }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level.') })

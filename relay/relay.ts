@@ -12,6 +12,7 @@ import type { CloudEventV1 } from '../protocols/events/envelope.js';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { RelayConfig, SinkConfig } from './config.js';
 import { SinkWorker } from './delivery/sink-worker.js';
+import { operatorApi } from './api/operator-api.js';
 import { Inbox } from './inbox/inbox.js';
 import { AgentDirectory } from './ingress/agent-auth.js';
 import { WebSocketIngress } from './ingress/ws-ingress.js';
@@ -59,7 +60,20 @@ export class Relay {
     );
     const tls = config.relay.listen.tls;
     this.tls = Boolean(tls);
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.onHttp(req, res);
+    const api = operatorApi({
+      config: config.api,
+      inbox: this.inbox,
+      status: () => this.status(),
+      ready: () => this.state === 'RUNNING',
+      onReplay: () => this.workers.forEach((w) => w.wake()),
+      logger: this.logger.child({ component: 'api' }),
+    });
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      api(req, res).catch((e: unknown) => {
+        this.logger.error({ err: String(e) }, 'operator API request failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    };
     this.server = tls
       ? createHttpsServer(
           {
@@ -84,7 +98,15 @@ export class Relay {
   }
 
   async start(): Promise<void> {
-    for (const sink of this.sinks) await sink.start();
+    for (const sink of this.sinks) {
+      try {
+        await sink.start();
+      } catch (e) {
+        // Refused credentials for one CRM must not take ingress down for every plant: events
+        // keep being stored, and this sink's worker retries (and says why) until it is fixed.
+        this.logger.error({ sink: sink.name, err: String(e) }, 'sink failed to start; its deliveries wait until it recovers');
+      }
+    }
     for (const w of this.workers) w.start();
     const { host, port } = this.config.relay.listen;
     await new Promise<void>((resolve, reject) => {
@@ -127,19 +149,6 @@ export class Relay {
       sinks: this.workers.map((w) => w.status()),
       counts: this.inbox.counts(),
     };
-  }
-
-  private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://relay');
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, { status: 'ok' });
-    if (req.method === 'GET' && url.pathname === '/readyz') {
-      return this.state === 'RUNNING' ? send(200, { status: 'ready' }) : send(503, { status: this.state });
-    }
-    send(404, { error: 'not found' });
   }
 
   async stop(): Promise<void> {

@@ -193,13 +193,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       // The envelope is ours; the data comes from source mappings and config, so check it.
       const check = validateData(draft.type, draft.data);
       const body = JSON.stringify(event);
+      const size = Buffer.byteLength(body);
       const invalid = !check.ok
         ? { code: check.code, reason: check.reason }
-        : Buffer.byteLength(body) > MAX_EVENT_BYTES
-          ? { code: 'event_too_large', reason: `event is ${Buffer.byteLength(body)} bytes; the limit is ${MAX_EVENT_BYTES}` }
+        : size > MAX_EVENT_BYTES
+          ? { code: 'event_too_large', reason: `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}` }
           : undefined;
       built.push({ id, type: draft.type, subject: draft.subject, body, ...(invalid ? { invalid } : {}) });
-      if (!invalid) bytes += body.length;
+      if (!invalid) bytes += size;
     }
 
     const goodCount = built.filter((b) => !b.invalid).length;
@@ -215,28 +216,31 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
     let appended = 0;
     let duplicates = 0;
+    let addedBytes = 0;
+    let dropped = 0;
+    let nextSeq = this.nextSeq;
     const quarantined: { id: string; code: string; reason: string }[] = [];
     this.db.transaction(() => {
       for (const b of built) {
         if (b.invalid) {
-          const seq = this.nextSeq++;
+          const seq = nextSeq++;
           this.stmts.insertRejected.run(seq, b.id, source, b.type, b.subject, now, b.body, b.invalid.code, b.invalid.reason, now);
           quarantined.push({ id: b.id, ...b.invalid });
           continue;
         }
         if (dropAll) {
-          this.dropped++;
+          dropped++;
           continue;
         }
-        const seq = this.nextSeq;
+        const seq = nextSeq;
         // The seq is spliced into the JSON text rather than re-serialising the event.
         const body = b.body.replace('"plantseq":1,', `"plantseq":${seq},`);
-        const info = this.stmts.insert.run(seq, b.id, source, b.type, b.subject, now, body.length, body);
+        const bytes = Buffer.byteLength(body);
+        const info = this.stmts.insert.run(seq, b.id, source, b.type, b.subject, now, bytes, body);
         if (info.changes === 1) {
-          this.nextSeq++;
+          nextSeq++;
           appended++;
-          this.pendingCount++;
-          this.pendingBytes += body.length;
+          addedBytes += bytes;
         } else {
           duplicates++;
         }
@@ -245,8 +249,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         if (s.value === undefined) this.stmts.deleteState.run(sourceName, s.key);
         else this.stmts.putState.run(sourceName, s.key, JSON.stringify(s.value));
       }
-      this.stmts.setMeta.run('next_seq', String(this.nextSeq));
+      this.stmts.setMeta.run('next_seq', String(nextSeq));
     })();
+    // Counters move only once the transaction committed; a rollback (disk full) leaves them true.
+    this.nextSeq = nextSeq;
+    this.pendingCount += appended;
+    this.pendingBytes += addedBytes;
+    this.dropped += dropped;
     for (const q of quarantined) this.emit('quarantined', q);
     if (appended > 0) this.emit('appended', appended);
     return { status: 'committed', appended, duplicates };
@@ -263,7 +272,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     let total = 0;
     let i = 0;
     for (; i < rows.length; i++) {
-      total += rows[i]!.body.length + 1;
+      total += Buffer.byteLength(rows[i]!.body) + 1;
       if (total > maxBytes && i > 0) break;
     }
     return rows.slice(0, i);
@@ -272,15 +281,20 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Removes events the relay committed. Safe to repeat. */
   ack(seqs: readonly number[]): void {
     if (seqs.length === 0) return;
-    this.db.transaction(() => {
+    const removed = this.db.transaction(() => {
+      let count = 0;
+      let bytes = 0;
       for (const seq of seqs) {
         const row = this.stmts.deleteOne.get(seq);
         if (row) {
-          this.pendingCount--;
-          this.pendingBytes -= row.bytes;
+          count++;
+          bytes += row.bytes;
         }
       }
+      return { count, bytes };
     })();
+    this.pendingCount -= removed.count;
+    this.pendingBytes -= removed.bytes;
     this.maybeResume();
   }
 
@@ -288,16 +302,21 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   reject(items: readonly { seq: number; code: string; reason: string }[]): void {
     if (items.length === 0) return;
     const now = this.now();
-    this.db.transaction(() => {
+    const removed = this.db.transaction(() => {
+      let count = 0;
+      let bytes = 0;
       for (const item of items) {
         this.stmts.moveToRejected.run(item.code, item.reason, now, item.seq);
         const row = this.stmts.deleteOne.get(item.seq);
         if (row) {
-          this.pendingCount--;
-          this.pendingBytes -= row.bytes;
+          count++;
+          bytes += row.bytes;
         }
       }
+      return { count, bytes };
     })();
+    this.pendingCount -= removed.count;
+    this.pendingBytes -= removed.bytes;
     this.maybeResume();
   }
 

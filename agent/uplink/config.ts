@@ -30,7 +30,18 @@ export const WebSocketUplinkConfig = z
       .default({ initialDelayMs: 500, maxDelayMs: 30_000 }),
     heartbeatMs: z.number().int().min(100).default(15_000).describe('Ping interval; a relay silent for two intervals is treated as gone.'),
     connectTimeoutMs: z.number().int().min(100).default(10_000).describe('Handshake timeout.'),
+    allowInsecure: z
+      .boolean()
+      .default(false)
+      .describe('Allow ws:// (no TLS) to a host other than loopback. The token then crosses the network in clear text: test benches only.'),
   })
   .strict()
+  .superRefine((config, ctx) => {
+    const url = new URL(config.url);
+    const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+    if (url.protocol === 'ws:' && !loopback && !config.allowInsecure) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'ws:// sends the agent token in clear text; use wss:// (or set allowInsecure: true on a test bench)' });
+    }
+  })
   .describe('Outbound WebSocket uplink to the relay.');
 export type WebSocketUplinkConfig = z.infer<typeof WebSocketUplinkConfig>;

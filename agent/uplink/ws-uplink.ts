@@ -104,17 +104,30 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
     if (this.stopped) return;
     this.setHealth({ state: 'connecting' });
     const tls = this.config.tls;
+    let tlsFiles: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+    try {
+      tlsFiles = {
+        ...(tls?.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+        ...(tls?.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+        ...(tls?.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+      };
+    } catch (e) {
+      // A certificate being rotated, a share not mounted yet: retry, never crash-loop.
+      const delay = backoffMs(this.attempt++, this.config.reconnect.initialDelayMs, this.config.reconnect.maxDelayMs);
+      this.setHealth({ state: 'disconnected', detail: `cannot read TLS files: ${describeError(e)}` });
+      this.logger.error({ err: describeError(e), retryInMs: delay }, 'cannot read uplink TLS files');
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      return;
+    }
     const ws = new WebSocket(
       this.config.url,
       SUPPORTED_UPLINK_VERSIONS.map(subprotocolFor),
       {
         headers: { Authorization: `Bearer ${this.config.token}` },
         handshakeTimeout: this.config.connectTimeoutMs,
-        maxPayload: 4 * 1024 * 1024,
+        maxPayload: 16 * 1024 * 1024, // acks list every refused event with its reason
         perMessageDeflate: false,
-        ...(tls?.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-        ...(tls?.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-        ...(tls?.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+        ...tlsFiles,
         ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
       },
     );
@@ -221,6 +234,14 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
     while (this.inFlight.size < window) {
       const rows = this.outbox.readPending(this.cursor, maxEvents, welcome.maxFrameBytes - FRAME_OVERHEAD);
       if (rows.length === 0) return;
+      if (rows.length === 1 && Buffer.byteLength(rows[0]!.body) > welcome.maxFrameBytes - FRAME_OVERHEAD) {
+        // It can never fit this relay's frames: sending it would close the socket (1009) and
+        // block the whole backlog behind it on every reconnect. Quarantine it with the reason.
+        const reason = `event is larger than the relay's frame limit of ${welcome.maxFrameBytes} bytes`;
+        this.logger.error({ seq: rows[0]!.seq, id: rows[0]!.id, reason }, 'event quarantined in the outbox');
+        this.outbox.reject([{ seq: rows[0]!.seq, code: 'event_too_large', reason }]);
+        continue;
+      }
       const batch = this.nextBatch++;
       // Bodies are stored as JSON text: splice them into the frame instead of parsing and re-serialising.
       const frame = `{"t":"batch","batch":${batch},"events":[${rows.map((r) => r.body).join(',')}]}`;

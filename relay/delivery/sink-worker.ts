@@ -95,7 +95,8 @@ export class SinkWorker {
         const due = this.inbox.due(this.sink.name, this.config.batchSize);
         if (due.length === 0) {
           const next = this.inbox.nextDueMs(this.sink.name);
-          const wait = next === undefined ? this.config.pollMs : Math.min(this.config.pollMs, next - Date.now());
+          // Floor: never spin, whatever the clock or the ledger says.
+          const wait = next === undefined ? this.config.pollMs : Math.max(10, Math.min(this.config.pollMs, next - Date.now()));
           await this.sleep(wait);
           continue;
         }

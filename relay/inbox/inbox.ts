@@ -10,9 +10,11 @@
  *   `pending` only to `delivered` or `dead` (dead letter, with its reason), in the same
  *   transaction that records the outcome; a crash before that commit redelivers, which the
  *   sinks' idempotent upserts make harmless.
- * - Order per (sink, subject): only the oldest pending delivery of a subject is eligible
- *   (`nextBatch`), so a subject waiting on a retry holds back only itself.
- * - `subject_versions` holds, per (sink, subject), the newest event version applied; an
+ * - Order per (sink, plant, subject): only the oldest pending delivery of a subject is
+ *   eligible (`due`), so a subject waiting on a retry holds back only itself. The
+ *   `deliveries.subject` column holds the ordering key `<plant>/<subject>`, so two plants'
+ *   WO-1 never wait on or outdate each other.
+ * - `subject_versions` holds, per (sink, ordering key), the newest event version applied; an
  *   event older than it is delivered as `stale` (per-event records only, no "latest" write).
  */
 import { mkdirSync } from 'node:fs';
@@ -54,6 +56,18 @@ export interface DueDelivery {
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+/** Selects dead letters (or deliveries) by what an operator knows about them. */
+export interface DeadLetterFilter {
+  sink?: string | undefined;
+  inboxSeq?: number | undefined;
+  /** Error code, e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION. */
+  code?: string | undefined;
+  /** Business key, e.g. work-order/WO-1001. */
+  subject?: string | undefined;
+  plant?: string | undefined;
+  correlationId?: string | undefined;
+}
 
 export interface DeliveryRow {
   inboxSeq: number;
@@ -104,8 +118,12 @@ export class Inbox {
                              WHERE e.sink = ? AND e.status = 'pending' AND e.subject = d.subject AND e.inbox_seq < d.inbox_seq)
           ORDER BY d.inbox_seq LIMIT ?`,
       ),
-      nextDue: this.db.prepare<[string], { t: number | null }>(
-        `SELECT min(next_attempt_ms) AS t FROM deliveries WHERE sink = ? AND status = 'pending'`,
+      // Only subject heads count: a follower waits for its head, whatever its own next_attempt_ms.
+      nextDue: this.db.prepare<[string, string], { t: number | null }>(
+        `SELECT min(d.next_attempt_ms) AS t FROM deliveries d
+          WHERE d.sink = ? AND d.status = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM deliveries e
+                             WHERE e.sink = ? AND e.status = 'pending' AND e.subject = d.subject AND e.inbox_seq < d.inbox_seq)`,
       ),
       delivered: this.db.prepare(
         `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, record_ids = ?, last_error = NULL, error_code = NULL, updated_ms = ?
@@ -177,7 +195,9 @@ export class Inbox {
           continue;
         }
         stored++;
-        for (const sink of sinks) this.stmts.insertDelivery.run(info.lastInsertRowid, sink, event.subject, now);
+        // Order and versions are per plant and subject: two plants may both have a WO-1.
+        const orderKey = `${event.plant}/${event.subject}`;
+        for (const sink of sinks) this.stmts.insertDelivery.run(info.lastInsertRowid, sink, orderKey, now);
       }
       for (const r of rejections) this.stmts.insertRejection.run(r.agent, r.plant, r.id ?? null, r.code, r.reason, r.body, now);
     })();
@@ -191,7 +211,7 @@ export class Inbox {
 
   /** Earliest time a pending delivery of `sink` becomes due, if any is pending. */
   nextDueMs(sink: string): number | undefined {
-    return this.stmts.nextDue.get(sink)?.t ?? undefined;
+    return this.stmts.nextDue.get(sink, sink)?.t ?? undefined;
   }
 
   /** Whether an event with this version is older than what `sink` already applied for its subject. */
@@ -225,11 +245,15 @@ export class Inbox {
     })();
   }
 
-  /** Puts dead letters back to pending. Returns how many were replayed. */
-  replayDead(filter: { sink?: string; inboxSeq?: number; all?: boolean }): number {
-    const rows = this.listDeliveries({ status: 'dead', ...(filter.sink ? { sink: filter.sink } : {}), limit: 1_000_000 }).filter(
-      (r) => filter.all || filter.inboxSeq === undefined || r.inboxSeq === filter.inboxSeq,
-    );
+  /**
+   * Puts dead letters matching the filter back to pending (a replay, e.g. after a mapping or
+   * data fix). An empty filter matches nothing; pass `all: true` to replay every one.
+   * Returns how many were replayed.
+   */
+  replayDead(filter: DeadLetterFilter & { all?: boolean }): number {
+    const { all, ...rest } = filter;
+    if (!all && Object.values(rest).every((v) => v === undefined)) return 0;
+    const rows = this.listDeliveries({ ...rest, status: 'dead', limit: 1_000_000 });
     const now = this.now();
     let n = 0;
     this.db.transaction(() => {
@@ -238,27 +262,39 @@ export class Inbox {
     return n;
   }
 
-  listDeliveries(filter: { status?: DeliveryStatus; sink?: string; limit?: number } = {}): DeliveryRow[] {
+  listDeliveries(filter: DeadLetterFilter & { status?: DeliveryStatus; limit?: number } = {}): DeliveryRow[] {
     const where: string[] = [];
     const args: (string | number)[] = [];
-    if (filter.status) {
-      where.push('d.status = ?');
-      args.push(filter.status);
-    }
-    if (filter.sink) {
-      where.push('d.sink = ?');
-      args.push(filter.sink);
-    }
+    const add = (sql: string, value: string | number | undefined) => {
+      if (value === undefined) return;
+      where.push(sql);
+      args.push(value);
+    };
+    add('d.status = ?', filter.status);
+    add('d.sink = ?', filter.sink);
+    add('d.inbox_seq = ?', filter.inboxSeq);
+    add('d.error_code = ?', filter.code);
+    add('i.subject = ?', filter.subject);
+    add('i.plant = ?', filter.plant);
+    add('i.correlation_id = ?', filter.correlationId);
     args.push(filter.limit ?? 100);
     return this.db
       .prepare(
-        `SELECT d.inbox_seq AS inboxSeq, d.sink, d.subject, d.status, d.attempts, d.next_attempt_ms AS nextAttemptMs,
+        `SELECT d.inbox_seq AS inboxSeq, d.sink, i.subject, d.status, d.attempts, d.next_attempt_ms AS nextAttemptMs,
                 d.last_error AS lastError, d.error_code AS errorCode, d.record_ids AS recordIds, d.updated_ms AS updatedMs,
                 i.id, i.type, i.plant, i.correlation_id AS correlationId
            FROM deliveries d JOIN inbox i ON i.seq = d.inbox_seq
           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.inbox_seq LIMIT ?`,
       )
       .all(...args) as DeliveryRow[];
+  }
+
+  /** One delivery with the event it carries, for inspection. */
+  getDelivery(sink: string, inboxSeq: number): (DeliveryRow & { event: unknown; receivedMs: number; agent: string }) | undefined {
+    const row = this.listDeliveries({ sink, inboxSeq, limit: 1 })[0];
+    if (!row) return undefined;
+    const extra = this.db.prepare('SELECT body, received_ms AS receivedMs, agent FROM inbox WHERE seq = ?').get(inboxSeq) as { body: string; receivedMs: number; agent: string };
+    return { ...row, event: JSON.parse(extra.body), receivedMs: extra.receivedMs, agent: extra.agent };
   }
 
   listIngressRejections(limit = 100): { seq: number; agent: string; plant: string; eventId: string | null; code: string; reason: string; receivedMs: number }[] {

@@ -11,6 +11,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { MAX_EVENT_BYTES, sourceUri } from '../../protocols/events/envelope.js';
 import { validateEvent } from '../../protocols/events/registry.js';
 import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
@@ -102,7 +103,9 @@ export class WebSocketIngress {
     }
     const auth = this.deps.agents.authenticate(req.headers.authorization);
     if (!auth.ok) {
-      const claimed = req.headers.authorization?.slice(7).split('.')[0]?.slice(0, 64);
+      // Log the claimed agent id only when the header looks like one of our tokens, so a
+      // pasted secret without its prefix (or a Basic header) never reaches the log.
+      const claimed = /^Bearer ([A-Za-z0-9_-]{1,64})\./.exec(req.headers.authorization ?? '')?.[1];
       this.deps.logger.warn({ remote, claimedAgent: claimed, reason: auth.reason }, 'agent refused: authentication failed');
       return refuse(socket, 401, `authentication failed: ${auth.reason}`);
     }
@@ -166,19 +169,34 @@ export class WebSocketIngress {
     const accepted: IncomingEvent[] = [];
     const rejections: IngressRejection[] = [];
     const rejected: Rejection[] = [];
+    const sourcePrefix = `${sourceUri(agent.plant, '')}`;
     events.forEach((raw, index) => {
-      const body = JSON.stringify(raw);
-      const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : undefined;
-      const refuse = (code: Rejection['code'], reason: string) => {
+      const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id.slice(0, 128) : undefined;
+      let body: string;
+      try {
+        body = JSON.stringify(raw);
+      } catch (e) {
+        // e.g. nesting deep enough to overflow the stack: refuse this event, keep the rest.
+        body = '"<not serialisable>"';
+        return refuse('invalid_envelope', `event cannot be serialised: ${describeError(e)}`);
+      }
+      function refuse(code: Rejection['code'], reason: string) {
         rejected.push({ index, ...(id ? { id } : {}), code, reason });
-        rejections.push({ agent: agent.id, plant: agent.plant, id, code, reason, body });
-      };
+        rejections.push({ agent: agent.id, plant: agent.plant, id, code, reason, body: body.slice(0, MAX_EVENT_BYTES) });
+      }
+      const bytes = Buffer.byteLength(body);
+      if (bytes > MAX_EVENT_BYTES) return refuse('event_too_large', `event is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES}`);
       const check = validateEvent(raw);
       if (!check.ok) return refuse(check.code, check.reason);
       if (check.event.plant !== agent.plant) {
         return refuse('plant_mismatch', `agent ${agent.id} speaks for plant "${agent.plant}", not "${check.event.plant}"`);
       }
-      accepted.push({ event: check.event, body, sinks: this.deps.router.route(check.event) });
+      if (!check.event.source.startsWith(sourcePrefix)) {
+        return refuse('plant_mismatch', `agent ${agent.id} may only send events from sources under ${sourcePrefix}, not "${check.event.source}"`);
+      }
+      const sinks = this.deps.router.route(check.event);
+      if (sinks.length === 0) log.warn({ id: check.event.id, type: check.event.type }, 'event matches no route; stored but delivered nowhere');
+      accepted.push({ event: check.event, body, sinks });
     });
     let result;
     try {

@@ -42,6 +42,10 @@ interface Line {
 
 /** Delay between attempts to reconcile after a resume when the read fails. */
 const RECONCILE_RETRY_MS = 1000;
+/** History reads that may fail in a row before the catch-up falls back to current values. */
+const MAX_HISTORY_FAILURES = 3;
+/** Live batches held while catching up; past this the catch-up ends with a current-values read. */
+const MAX_BUFFERED_BATCHES = 10_000;
 
 export class OpcUaSource implements Source {
   readonly kind = 'opcua';
@@ -64,6 +68,8 @@ export class OpcUaSource implements Source {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private unsubscribeResume: (() => void) | undefined;
   private warnedNoHistory = false;
+  private bufferOverflowed = false;
+  private commitRetryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
 
   constructor(
@@ -150,6 +156,7 @@ export class OpcUaSource implements Source {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.reconcileTimer);
+    clearTimeout(this.commitRetryTimer);
     this.unsubscribeResume?.();
     this.unsubscribeResume = undefined;
     await this.client?.stop();
@@ -177,7 +184,10 @@ export class OpcUaSource implements Source {
   private onBatch(batch: Change[]): void {
     if (this.stopped || this.paused) return; // dropped; reconciled from current values on resume
     if (this.reconcileBuffer) {
-      this.reconcileBuffer.push(batch);
+      // Bounded: past the cap, live batches are dropped and the catch-up ends with a read of
+      // the current values instead (history already covers what happened up to that read).
+      if (this.reconcileBuffer.length < MAX_BUFFERED_BATCHES) this.reconcileBuffer.push(batch);
+      else this.bufferOverflowed = true;
       return;
     }
     this.apply(batch);
@@ -219,8 +229,12 @@ export class OpcUaSource implements Source {
     try {
       outcome = ctx.commit(drafts, writes);
     } catch (e) {
-      // a programming error (an invalid draft): keep state where it is and say so loudly
-      log.error({ err: describeError(e), drafts: drafts.length }, 'committing OPC UA milestones failed');
+      // The outbox could not commit (disk full, I/O error): state stays where it is, and the
+      // source catches up from there once a retry succeeds, exactly as after a full outbox.
+      log.error({ err: describeError(e), drafts: drafts.length }, 'committing OPC UA milestones failed; will catch up');
+      this.paused = { reason: `outbox commit failed: ${describeError(e)}` };
+      clearTimeout(this.commitRetryTimer);
+      this.commitRetryTimer = setTimeout(() => this.onResume(), RECONCILE_RETRY_MS);
       return;
     }
     if (outcome.status === 'paused') {
@@ -259,49 +273,59 @@ export class OpcUaSource implements Source {
    * initial values), then the batches buffered meanwhile. Values not newer than what is
    * committed are no-ops, so overlaps between the three are harmless.
    */
-  private async catchUp(withCurrent: boolean): Promise<void> {
+  private async catchUp(withCurrent: boolean, historyFailures = 0): Promise<void> {
     clearTimeout(this.reconcileTimer);
     const buffer = this.reconcileBuffer;
     if (!buffer || this.stopped || !this.client) return;
-    const retry = (what: string, e: unknown) => {
+    const retry = (what: string, e: unknown, failures: number) => {
       // not connected: retry; a new subscription starts its own catch-up (see 'resubscribed')
       this.log?.warn({ err: describeError(e) }, `${what} failed; retrying`);
-      if (this.reconcileBuffer === buffer && !this.stopped) this.reconcileTimer = setTimeout(() => void this.catchUp(withCurrent), RECONCILE_RETRY_MS);
-    };
-    if (this.config.historyCatchUp) {
-      for (;;) {
-        let history;
-        try {
-          history = await this.client.readHistory(this.lastCommitted());
-        } catch (e) {
-          return retry('reading OPC UA history', e);
-        }
-        if (this.reconcileBuffer !== buffer || this.stopped) return; // superseded
-        if (history.unsupported.length > 0 && !this.warnedNoHistory) {
-          this.warnedNoHistory = true;
-          this.log?.warn({ items: history.unsupported }, 'these OPC UA nodes keep no history; changes made while disconnected are reconciled from current values only');
-        }
-        if (history.changes.length > 0) {
-          this.log?.info({ changes: history.changes.length }, 'replaying OPC UA history since the last committed values');
-          this.apply(history.changes);
-          if (this.paused) return; // full again: the next resume catches up again
-        }
-        if (history.truncated.length === 0 || history.changes.length === 0) break;
+      if (this.reconcileBuffer === buffer && !this.stopped) {
+        this.reconcileTimer = setTimeout(() => void this.catchUp(withCurrent, failures), RECONCILE_RETRY_MS);
       }
+    };
+    let useHistory = this.config.historyCatchUp && historyFailures < MAX_HISTORY_FAILURES;
+    if (this.config.historyCatchUp && !useHistory) {
+      this.log?.error({ failures: historyFailures }, 'OPC UA history keeps failing; catching up from current values only this time');
+    }
+    while (useHistory) {
+      const since = this.lastCommitted();
+      let history;
+      try {
+        history = await this.client.readHistory(since);
+      } catch (e) {
+        return retry('reading OPC UA history', e, historyFailures + 1);
+      }
+      if (this.reconcileBuffer !== buffer || this.stopped) return; // superseded
+      if (history.unsupported.length > 0 && !this.warnedNoHistory) {
+        this.warnedNoHistory = true;
+        this.log?.warn({ items: history.unsupported }, 'these OPC UA nodes keep no history; changes made while disconnected are reconciled from current values only');
+      }
+      if (history.changes.length > 0) {
+        this.log?.info({ changes: history.changes.length }, 'replaying OPC UA history since the last committed values');
+        this.apply(history.changes);
+        if (this.paused) return; // full again: the next resume catches up again
+      }
+      // More is waiting only if the server cut the read short AND we made progress; a page
+      // of values the machine ignores (bad status) would otherwise be read forever.
+      const progressed = [...this.lastCommitted()].some(([k, ts]) => ts !== since.get(k));
+      useHistory = history.truncated.length > 0 && history.changes.length > 0 && progressed;
     }
     let current: Change[] = [];
-    if (withCurrent) {
+    if (withCurrent || this.bufferOverflowed) {
       try {
         current = await this.client.readCurrent();
       } catch (e) {
-        return retry('reading current OPC UA values', e);
+        return retry('reading current OPC UA values', e, historyFailures);
       }
     }
     if (this.reconcileBuffer !== buffer || this.stopped) return;
     this.reconcileBuffer = undefined;
+    this.bufferOverflowed = false;
     for (const batch of [current, ...buffer]) {
       if (this.paused) return;
       if (batch.length > 0) this.apply(batch);
     }
   }
+
 }

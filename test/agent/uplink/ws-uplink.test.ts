@@ -83,6 +83,29 @@ describe('WebSocket uplink', () => {
     expect(ingress.inbox.counts().events).toBe(0);
   });
 
+  it('quarantines an event that can never fit the relay\'s frames instead of blocking the backlog behind it', async () => {
+    const { ingress, outbox, uplink } = await setup({ maxFrameBytes: 1200 });
+    const big = milestoneDraft('WO-BIG', 'released', T0);
+    (big.data as Record<string, unknown>).product = 'x'.repeat(100); // product is capped at 128 chars; make it big otherwise
+    (big.data as Record<string, unknown>).operation = 'ö'.repeat(128); // 2 bytes each in UTF-8
+    (big.data as Record<string, unknown>).salesOrder = 'ü'.repeat(128);
+    (big.data as Record<string, unknown>).equipment = 'ä'.repeat(128);
+    (big.data as Record<string, unknown>).workOrder = 'é'.repeat(128);
+    outbox.append('line', [...drafts(0, 3), big, ...drafts(3, 3)]);
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), { timeout: 10_000 });
+    expect(outbox.listRejected()[0]).toMatchObject({ code: 'event_too_large', reason: expect.stringContaining('1200') });
+    expect(ingress.inbox.counts().events).toBe(6);
+  });
+
+  it('refuses a plain ws:// relay URL off loopback unless explicitly allowed', () => {
+    const base = { kind: 'websocket', token: 'agent-a.0123456789abcdef' };
+    expect(() => WebSocketUplinkConfig.parse({ ...base, url: 'ws://relay.example.com/v1/uplink' })).toThrow(/clear text/);
+    expect(() => WebSocketUplinkConfig.parse({ ...base, url: 'ws://relay.example.com/v1/uplink', allowInsecure: true })).not.toThrow();
+    expect(() => WebSocketUplinkConfig.parse({ ...base, url: 'wss://relay.example.com/v1/uplink' })).not.toThrow();
+    expect(() => WebSocketUplinkConfig.parse({ ...base, url: 'ws://127.0.0.1:8443/v1/uplink' })).not.toThrow();
+  });
+
   it('respects the relay frame limit announced in the welcome', async () => {
     const { ingress, outbox, uplink } = await setup({ maxFrameBytes: 4096 });
     outbox.append('line', drafts(0, 100));

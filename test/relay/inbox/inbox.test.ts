@@ -33,11 +33,29 @@ describe('inbox', () => {
   it('offers only the oldest pending delivery of each subject, and nothing of a subject that is backing off', () => {
     store(milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 1), milestoneEvent('WO-1', 'started', 2));
     const due = inbox.due('crm', 10);
-    expect(due.map((d) => d.subject)).toEqual(['work-order/WO-1', 'work-order/WO-2']);
+    expect(due.map((d) => d.subject)).toEqual(['P1/work-order/WO-1', 'P1/work-order/WO-2']);
     inbox.record('crm', [{ kind: 'retry', d: due[0]!, error: 'HTTP 503', code: 'transient', nextAttemptMs: now + 5000 }]);
-    expect(inbox.due('crm', 10).map((d) => d.subject)).toEqual(['work-order/WO-2']);
+    expect(inbox.due('crm', 10).map((d) => d.subject)).toEqual(['P1/work-order/WO-2']);
     now += 5000;
-    expect(inbox.due('crm', 10).map((d) => d.subject)).toEqual(['work-order/WO-1', 'work-order/WO-2']);
+    expect(inbox.due('crm', 10).map((d) => d.subject)).toEqual(['P1/work-order/WO-1', 'P1/work-order/WO-2']);
+  });
+
+  it('keeps order and versions per plant: another plant\'s WO-1 neither waits on nor outdates this one', () => {
+    const mine = milestoneEvent('WO-1', 'completed', 50);
+    const theirs = { ...milestoneEvent('WO-1', 'released', 1), plant: 'P2', source: '/plantlink/plants/P2/sources/line-opcua' };
+    store(mine, theirs);
+    const due = inbox.due('crm', 10);
+    expect(due.map((d) => d.subject)).toEqual(['P1/work-order/WO-1', 'P2/work-order/WO-1']);
+    inbox.record('crm', [{ kind: 'delivered', d: due[0]!, subject: due[0]!.subject, recordIds: [], stale: false }]);
+    expect(inbox.isStale('crm', due[1]!.subject, due[1]!.timeMs, due[1]!.plantseq)).toBe(false);
+    expect(inbox.isStale('crm', due[0]!.subject, due[0]!.timeMs - 1, 1)).toBe(true);
+  });
+
+  it('a follower behind a backing-off head does not make the worker spin (next due is the head\'s)', () => {
+    store(milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-1', 'started', 2));
+    const [head] = inbox.due('crm', 10);
+    inbox.record('crm', [{ kind: 'retry', d: head!, error: 'HTTP 503', code: 'transient', nextAttemptMs: now + 60_000 }]);
+    expect(inbox.nextDueMs('crm')).toBe(now + 60_000);
   });
 
   it('prunes delivered events past the retention window, keeping dead letters and pending deliveries', () => {

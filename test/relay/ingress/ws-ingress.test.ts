@@ -134,6 +134,34 @@ describe('WebSocket ingress', () => {
     expect(ingress.inbox.listIngressRejections().map((r) => r.code).sort()).toEqual(['invalid_data', 'invalid_envelope', 'plant_mismatch', 'unknown_type']);
   });
 
+  it('refuses an event whose source belongs to another plant, even with the right plant attribute', async () => {
+    const c = await connect();
+    c.ws.send(JSON.stringify({ t: 'batch', batch: 0, events: [event({ source: '/plantlink/plants/plant-b/sources/line' }), event()] }));
+    const ack = (await c.next()) as AckFrame;
+    expect(ack.stored).toBe(1);
+    expect(ack.rejected).toMatchObject([{ index: 0, code: 'plant_mismatch' }]);
+  });
+
+  it('survives a pathologically nested event: that event is refused, the relay and the rest of the batch carry on', async () => {
+    const c = await connect();
+    const deep = `${'['.repeat(110_000)}${']'.repeat(110_000)}`; // 220 KB: under the frame limit
+    c.ws.send(`{"t":"batch","batch":0,"events":[${deep},${JSON.stringify(event())}]}`);
+    const ack = (await c.next()) as AckFrame;
+    expect(ack.stored).toBe(1);
+    expect(ack.rejected[0]).toMatchObject({ index: 0 });
+    const c2 = await connect();
+    c2.ws.send(JSON.stringify({ t: 'batch', batch: 1, events: [event()] }));
+    expect(await c2.next()).toMatchObject({ t: 'ack', stored: 1 });
+  });
+
+  it('refuses an event over the per-event size limit and stores its neighbours', async () => {
+    const c = await connect();
+    c.ws.send(JSON.stringify({ t: 'batch', batch: 0, events: [event({}, { product: 'x'.repeat(70 * 1024) }), event()] }));
+    const ack = (await c.next()) as AckFrame;
+    expect(ack.stored).toBe(1);
+    expect(ack.rejected).toMatchObject([{ index: 0, code: 'event_too_large' }]);
+  });
+
   it('answers a malformed or truncated frame with a clear error and closes; the agent can reconnect', async () => {
     const c = await connect();
     const full = JSON.stringify({ t: 'batch', batch: 0, events: [event()] });

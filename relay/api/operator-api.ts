@@ -1,0 +1,133 @@
+/**
+ * The relay's operator HTTP API (same port as the agents' WebSocket ingress):
+ *
+ *   GET  /healthz, /readyz                          open (for load balancers and systemd)
+ *   GET  /v1/status                                 viewer   agents, sinks, counts
+ *   GET  /v1/dead-letters?sink=&code=&subject=&plant=&correlationId=&limit=
+ *                                                   viewer   list
+ *   GET  /v1/dead-letters/{sink}/{seq}              viewer   one, with its event
+ *   POST /v1/dead-letters/replay {sink?, seq?, code?, subject?, plant?, correlationId?, all?}
+ *                                                   operator replay (audited in the log)
+ *
+ * Access is by bearer token from `api.tokens` (stored as SHA-256 hashes, each with a role);
+ * with no tokens configured only the health endpoints answer. Request bodies are capped.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { Logger } from '../../protocols/log.js';
+import type { DeadLetterFilter, Inbox } from '../inbox/inbox.js';
+
+export const ApiToken = z
+  .object({
+    name: z.string().min(1).max(64).describe('Who holds this token; written to the audit log on every replay.'),
+    role: z.enum(['viewer', 'operator']).describe('viewer: read status and dead letters; operator: also replay.'),
+    tokenHash: z.string().regex(/^sha256:[0-9a-f]{64}$/).describe('sha256:<hex> of the token (`plantlink relay add-api-token`).'),
+  })
+  .strict();
+
+export const ApiConfig = z
+  .object({ tokens: z.array(ApiToken).default([]).describe('Tokens for the operator API. None: only /healthz and /readyz answer.') })
+  .strict()
+  .describe('Operator HTTP API.');
+export type ApiConfig = z.infer<typeof ApiConfig>;
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+const ReplayRequest = z
+  .object({
+    sink: z.string().optional(),
+    seq: z.number().int().positive().optional(),
+    code: z.string().optional(),
+    subject: z.string().optional(),
+    plant: z.string().optional(),
+    correlationId: z.string().optional(),
+    all: z.literal(true).optional(),
+  })
+  .strict();
+
+export interface OperatorApiDeps {
+  config: ApiConfig;
+  inbox: Inbox;
+  status: () => unknown;
+  ready: () => boolean;
+  /** Called after a replay so the delivery workers pick the events up at once. */
+  onReplay: () => void;
+  logger: Logger;
+}
+
+export function operatorApi(deps: OperatorApiDeps) {
+  const tokens = deps.config.tokens.map((t) => ({ ...t, hash: Buffer.from(t.tokenHash) }));
+
+  function who(req: IncomingMessage): (typeof tokens)[number] | undefined {
+    const header = req.headers.authorization;
+    if (!header?.startsWith('Bearer ')) return undefined;
+    const hash = Buffer.from(`sha256:${createHash('sha256').update(header.slice(7).trim()).digest('hex')}`);
+    return tokens.find((t) => t.hash.length === hash.length && timingSafeEqual(t.hash, hash));
+  }
+
+  function send(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  async function readJson(req: IncomingMessage): Promise<unknown> {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY_BYTES) throw new Error(`body over ${MAX_BODY_BYTES} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+    return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://relay');
+    const path = url.pathname;
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/readyz') return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not ready' });
+    if (!path.startsWith('/v1/')) return send(res, 404, { error: 'not found' });
+
+    const caller = who(req);
+    if (!caller) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return send(res, 401, { error: tokens.length ? 'missing or unknown bearer token' : 'the operator API is off: no api.tokens configured' });
+    }
+    const q = url.searchParams;
+    const filter = (): DeadLetterFilter => ({
+      sink: q.get('sink') ?? undefined,
+      code: q.get('code') ?? undefined,
+      subject: q.get('subject') ?? undefined,
+      plant: q.get('plant') ?? undefined,
+      correlationId: q.get('correlationId') ?? undefined,
+    });
+
+    if (req.method === 'GET' && path === '/v1/status') return send(res, 200, deps.status());
+    if (req.method === 'GET' && path === '/v1/dead-letters') {
+      const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100));
+      return send(res, 200, { deadLetters: deps.inbox.listDeliveries({ ...filter(), status: 'dead', limit }) });
+    }
+    const one = /^\/v1\/dead-letters\/([^/]+)\/(\d+)$/.exec(path);
+    if (req.method === 'GET' && one) {
+      const row = deps.inbox.getDelivery(decodeURIComponent(one[1]!), Number(one[2]));
+      return row && row.status === 'dead' ? send(res, 200, row) : send(res, 404, { error: 'no such dead letter' });
+    }
+    if (req.method === 'POST' && path === '/v1/dead-letters/replay') {
+      if (caller.role !== 'operator') return send(res, 403, { error: `${caller.name} is a viewer; replay needs the operator role` });
+      let body;
+      try {
+        body = ReplayRequest.parse(await readJson(req));
+      } catch (e) {
+        return send(res, 400, { error: `bad replay request: ${e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}` });
+      }
+      const { seq, ...rest } = body;
+      const replayed = deps.inbox.replayDead({ ...rest, ...(seq === undefined ? {} : { inboxSeq: seq }) });
+      deps.logger.warn({ audit: 'replay', by: caller.name, request: body, replayed }, 'dead letters replayed');
+      if (replayed > 0) deps.onReplay();
+      return send(res, 200, { replayed });
+    }
+    return send(res, 404, { error: 'not found' });
+  };
+}
