@@ -166,6 +166,17 @@ relay
     );
   });
 relay
+  .command('add-api-token')
+  .description('Issue a token for the operator HTTP API: prints the token and the entry for the relay config (api.tokens).')
+  .requiredOption('--name <name>', 'who holds it (written to the audit log)')
+  .addOption(new Option('--role <role>', 'viewer or operator').choices(['viewer', 'operator']).default('viewer'))
+  .action(async (opts: { name: string; role: string }) => {
+    const { randomBytes } = await import('node:crypto');
+    const { hashToken } = await import('../relay/ingress/agent-auth.js');
+    const token = `plk_${randomBytes(32).toString('base64url')}`;
+    process.stdout.write(`# keep secret; send as "Authorization: Bearer <token>":\n${token}\n\n# relay config, under api.tokens:\n- name: ${opts.name}\n  role: ${opts.role}\n  tokenHash: ${hashToken(token)}\n`);
+  });
+relay
   .command('dead-letters')
   .description('List dead letters (events a sink refused permanently), or replay them after a fix.')
   .addOption(configOption())
