@@ -1,0 +1,13 @@
+export { NetSuiteSink, type NetSuiteSinkState, type NetSuiteSinkOptions } from './netsuite-sink.js';
+export {
+  NetSuiteSinkConfig,
+  NetSuiteAuth,
+  NetSuiteMapping,
+  NetSuiteSelectField,
+  defaultNetSuiteMappings,
+  netSuiteBaseUrl,
+  type NetSuiteSinkConfigInput,
+  type NetSuiteMappingInput,
+} from './config.js';
+export { planWrites, type WritePlan } from './plan.js';
+export type { GovernanceLimits } from './rest-client.js';
