@@ -9,9 +9,12 @@ import { ApiConfig } from './api/operator-api.js';
 import { DeliveryConfig } from './delivery/config.js';
 import { AgentCredential } from './ingress/agent-auth.js';
 import { RouteConfig } from './router/router.js';
-import { SalesforceSinkConfig } from './sinks/salesforce/index.js';
+import { HubSpotSinkConfig } from './sinks/hubspot/config.js';
+import { NetSuiteSinkConfig } from './sinks/netsuite/config.js';
+import { SalesforceSinkConfig } from './sinks/salesforce/config.js';
+import { WebhookSinkConfig } from './sinks/webhook/config.js';
 
-export const SinkConfig = z.discriminatedUnion('kind', [SalesforceSinkConfig]).describe('A target system.');
+export const SinkConfig = z.discriminatedUnion('kind', [SalesforceSinkConfig, HubSpotSinkConfig, NetSuiteSinkConfig, WebhookSinkConfig]).describe('A target system.');
 export type SinkConfig = z.infer<typeof SinkConfig>;
 
 export const RelayConfig = z

@@ -17,7 +17,10 @@ import { Inbox } from './inbox/inbox.js';
 import { AgentDirectory } from './ingress/agent-auth.js';
 import { WebSocketIngress } from './ingress/ws-ingress.js';
 import { Router } from './router/router.js';
+import { HubSpotSink } from './sinks/hubspot/index.js';
+import { NetSuiteSink } from './sinks/netsuite/index.js';
 import { SalesforceSink } from './sinks/salesforce/index.js';
+import { WebhookSink } from './sinks/webhook/index.js';
 import type { Sink } from './sinks/sink.js';
 
 export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
@@ -28,6 +31,12 @@ export function createSink(config: SinkConfig, logger: Logger): Sink {
   switch (config.kind) {
     case 'salesforce':
       return new SalesforceSink(config, logger.child({ sink: config.name }));
+    case 'hubspot':
+      return new HubSpotSink(config, logger.child({ sink: config.name }));
+    case 'netsuite':
+      return new NetSuiteSink(config, logger.child({ sink: config.name }));
+    case 'webhook':
+      return new WebhookSink(config, logger.child({ sink: config.name }));
   }
 }
 

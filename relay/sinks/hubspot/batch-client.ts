@@ -1,0 +1,91 @@
+/**
+ * One HTTP call to HubSpot: batch upsert (`POST /crm/v3/objects/{objectType}/batch/upsert`)
+ * or the read probe `start()` makes. Authenticates with the private app token as a
+ * bearer token; never follows redirects, so the token goes to `baseUrl` only. Every
+ * answer's `X-HubSpot-RateLimit-*` headers are reported to `onQuota`.
+ *
+ * Returns answers; never throws. A 200/207 is parsed into results and per-input
+ * errors; anything else, or no answer at all, comes back as a classified verdict.
+ */
+import { classifyCallAnswer, classifyNetworkError, parseErrorBody, parseRateHeaders, type HubSpotError, type HubSpotQuota, type Verdict } from './classify.js';
+
+export interface BatchInput {
+  id: string;
+  idProperty: string;
+  properties: Record<string, string>;
+  /** Unique per input of a call: HubSpot echoes it in results and errors, so answers map back to inputs. */
+  objectWriteTraceId: string;
+}
+
+export interface UpsertResult {
+  /** HubSpot record id (`hs_object_id`). */
+  id: string;
+  properties?: Record<string, unknown>;
+  objectWriteTraceId?: string;
+}
+
+export type CallAnswer = { ok: true; results: UpsertResult[]; errors: HubSpotError[] } | { ok: false; verdict: Verdict };
+
+export interface BatchClientOptions {
+  baseUrl: string;
+  token: string;
+  timeoutMs: number;
+  /** Aborts requests in flight when the sink stops. */
+  stopSignal: AbortSignal;
+  onQuota: (quota: HubSpotQuota) => void;
+}
+
+export class HubSpotBatchClient {
+  private readonly base: string;
+
+  constructor(private readonly options: BatchClientOptions) {
+    this.base = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  async upsert(objectType: string, inputs: readonly BatchInput[]): Promise<CallAnswer> {
+    const answer = await this.request('POST', `/crm/v3/objects/${encodeURIComponent(objectType)}/batch/upsert`, { inputs });
+    if (!answer.ok) return answer;
+    const { status, headers, text } = answer;
+    if (status !== 200 && status !== 207) return { ok: false, verdict: classifyCallAnswer(status, headers, text) };
+    const body = parseErrorBody(text) as { results?: unknown; errors?: unknown } | undefined;
+    if (!body) return { ok: false, verdict: { kind: 'transient', detail: `HTTP ${status} without a readable JSON body` } };
+    const results = Array.isArray(body.results)
+      ? body.results.filter((r): r is UpsertResult => typeof r === 'object' && r !== null && typeof (r as UpsertResult).id === 'string')
+      : [];
+    const errors = Array.isArray(body.errors) ? body.errors.filter((e): e is HubSpotError => typeof e === 'object' && e !== null) : [];
+    return { ok: true, results, errors };
+  }
+
+  /** Reads one record of `objectType` to check the token; undefined when HubSpot answered 200. */
+  async probe(objectType: string): Promise<Verdict | undefined> {
+    const answer = await this.request('GET', `/crm/v3/objects/${encodeURIComponent(objectType)}?limit=1`);
+    if (!answer.ok) return answer.verdict;
+    return answer.status === 200 ? undefined : classifyCallAnswer(answer.status, answer.headers, answer.text);
+  }
+
+  private async request(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+  ): Promise<{ ok: true; status: number; headers: Headers; text: string } | { ok: false; verdict: Verdict }> {
+    try {
+      const res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.options.token}`,
+          Accept: 'application/json',
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        redirect: 'manual',
+        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
+      });
+      const text = await res.text();
+      const quota = parseRateHeaders(res.headers);
+      if (quota) this.options.onQuota(quota);
+      return { ok: true, status: res.status, headers: res.headers, text };
+    } catch (error) {
+      return { ok: false, verdict: classifyNetworkError(error, this.options.timeoutMs) };
+    }
+  }
+}
