@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { CloudEventV1 } from '../protocols/events/envelope.js';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { RelayConfig, SinkConfig } from './config.js';
+import { AdaptiveRateLimiter, RateLimitConfig } from './delivery/rate-limiter.js';
 import { SinkWorker } from './delivery/sink-worker.js';
 import { operatorApi } from './api/operator-api.js';
 import { Inbox } from './inbox/inbox.js';
@@ -27,16 +28,20 @@ export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
 const PRUNE_EVERY_MS = 3_600_000;
 
-export function createSink(config: SinkConfig, logger: Logger): Sink {
+/** Builds a sink with its own request pacing (the limiter is returned for status). */
+export function createSink(config: SinkConfig, logger: Logger): { sink: Sink; limiter: AdaptiveRateLimiter } {
+  const limiter = new AdaptiveRateLimiter(RateLimitConfig.parse(('rateLimit' in config ? config.rateLimit : undefined) ?? {}));
+  const log = logger.child({ sink: config.name });
+  const runtime = { gate: limiter };
   switch (config.kind) {
     case 'salesforce':
-      return new SalesforceSink(config, logger.child({ sink: config.name }));
+      return { sink: new SalesforceSink(config, log), limiter };
     case 'hubspot':
-      return new HubSpotSink(config, logger.child({ sink: config.name }));
+      return { sink: new HubSpotSink(config, log, runtime), limiter };
     case 'netsuite':
-      return new NetSuiteSink(config, logger.child({ sink: config.name }));
+      return { sink: new NetSuiteSink(config, log, runtime), limiter };
     case 'webhook':
-      return new WebhookSink(config, logger.child({ sink: config.name }));
+      return { sink: new WebhookSink(config, log, runtime), limiter };
   }
 }
 
@@ -53,6 +58,7 @@ export class Relay {
   private readonly server: Server;
   private readonly ingress: WebSocketIngress;
   private readonly sinks: Sink[];
+  private readonly limiters: Map<string, AdaptiveRateLimiter>;
   private readonly workers: SinkWorker[];
   private readonly tls: boolean;
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -60,7 +66,9 @@ export class Relay {
   constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
     this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
     this.inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
-    this.sinks = config.sinks.map((s) => createSink(s, this.logger));
+    const built = config.sinks.map((s) => createSink(s, this.logger));
+    this.sinks = built.map((b) => b.sink);
+    this.limiters = new Map(built.map((b) => [b.sink.name, b.limiter]));
     this.workers = this.sinks.map(
       (sink) =>
         new SinkWorker(sink, this.inbox, config.delivery, this.logger.child({ sink: sink.name }), (event, ids) =>
@@ -155,7 +163,7 @@ export class Relay {
     return {
       state: this.state,
       agents: this.ingress.connected(),
-      sinks: this.workers.map((w) => w.status()),
+      sinks: this.workers.map((w) => ({ ...w.status(), pacing: this.limiters.get(w.status().sink)?.status() })),
       counts: this.inbox.counts(),
     };
   }

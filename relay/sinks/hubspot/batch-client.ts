@@ -27,6 +27,8 @@ export interface UpsertResult {
 export type CallAnswer = { ok: true; results: UpsertResult[]; errors: HubSpotError[] } | { ok: false; verdict: Verdict };
 
 export interface BatchClientOptions {
+  /** HTTP client (paced by the sink's rate limiter); defaults to global fetch. */
+  fetch?: typeof fetch;
   baseUrl: string;
   token: string;
   timeoutMs: number;
@@ -69,7 +71,7 @@ export class HubSpotBatchClient {
     body?: unknown,
   ): Promise<{ ok: true; status: number; headers: Headers; text: string } | { ok: false; verdict: Verdict }> {
     try {
-      const res = await fetch(`${this.base}${path}`, {
+      const res = await (this.options.fetch ?? fetch)(`${this.base}${path}`, {
         method,
         headers: {
           Authorization: `Bearer ${this.options.token}`,

@@ -3,6 +3,7 @@
  * and their cross-field rules. Types come from the schema.
  */
 import { z } from 'zod';
+import { RateLimitConfig } from '../../delivery/rate-limiter.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import { SHIPMENT_V1 } from '../../../protocols/events/shipment.v1.js';
 import { FieldPath } from '../mapping.js';
@@ -63,6 +64,7 @@ export const HubSpotSinkConfig = z
       .string()
       .min(1)
       .describe('Access token of the HubSpot private app (sent as "Authorization: Bearer"); needs the objects\' write scopes. Never logged; write "${HUBSPOT_TOKEN}" to read it from the environment.'),
+    rateLimit: RateLimitConfig.optional().describe('Request pacing for this API (token bucket, adapted on 429 and quota headers).'),
     timeoutMs: z.number().int().min(100).max(120_000).default(15_000).describe('Timeout of each HTTP request, in ms.'),
     batchSize: z
       .number()

@@ -14,6 +14,7 @@
  *   logged nor put in an error message.
  */
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { HubSpotBatchClient } from './batch-client.js';
@@ -40,11 +41,12 @@ export class HubSpotSink implements Sink {
   private dailyWarned = false;
 
   /** Parses `config` (throws a ZodError when it is invalid). */
-  constructor(config: HubSpotSinkConfigInput, logger: Logger) {
+  constructor(config: HubSpotSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
     this.config = HubSpotSinkConfig.parse(config);
     this.name = this.config.name;
     this.logger = logger.child({ sink: this.name, kind: this.kind });
     this.client = new HubSpotBatchClient({
+      fetch: pacedFetch(runtime.gate),
       baseUrl: this.config.baseUrl,
       token: this.config.token,
       timeoutMs: this.config.timeoutMs,

@@ -3,6 +3,7 @@
  * defaults and their cross-field rules. Types come from the schema.
  */
 import { z } from 'zod';
+import { RateLimitConfig } from '../../delivery/rate-limiter.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import { SHIPMENT_V1 } from '../../../protocols/events/shipment.v1.js';
 import { FieldPath } from '../mapping.js';
@@ -121,6 +122,7 @@ export const NetSuiteSinkConfig = z
         'SuiteTalk REST base URL from Company Information > Company URLs, e.g. https://1234567.suitetalk.api.netsuite.com. Default: derived from accountId (lowercase, "_" -> "-"); NetSuite advises copying it from Company URLs.',
       ),
     auth: NetSuiteAuth,
+    rateLimit: RateLimitConfig.optional().describe('Request pacing for this API (token bucket, adapted on 429 and quota headers).'),
     timeoutMs: z.number().int().min(100).max(300_000).default(30_000).describe('Timeout of each HTTP request (token, upsert), in ms.'),
     concurrency: z
       .number()

@@ -21,6 +21,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { loadPrivateKey } from './assertion.js';
@@ -32,6 +33,8 @@ import { NetSuiteRestClient, type GovernanceLimits } from './rest-client.js';
 export type NetSuiteSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
 
 export interface NetSuiteSinkOptions {
+  /** Paces API calls (relay/delivery/rate-limiter.ts). */
+  gate?: SinkRuntime['gate'];
   /** Clock for token expiry and assertion timestamps. Default Date.now. */
   now?: () => number;
 }
@@ -75,7 +78,7 @@ export class NetSuiteSink implements Sink {
       },
       this.logger,
     );
-    this.client = new NetSuiteRestClient(this.tokens, { baseUrl, timeoutMs: this.config.timeoutMs, stopSignal: this.stopController.signal });
+    this.client = new NetSuiteRestClient(this.tokens, { baseUrl, timeoutMs: this.config.timeoutMs, stopSignal: this.stopController.signal, fetch: pacedFetch(options.gate) });
   }
 
   /**

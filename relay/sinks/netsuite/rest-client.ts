@@ -35,6 +35,8 @@ export interface GovernanceLimits {
 }
 
 export interface RestClientOptions {
+  /** HTTP client (paced by the sink's rate limiter); defaults to global fetch. */
+  fetch?: typeof fetch;
   baseUrl: string;
   timeoutMs: number;
   stopSignal: AbortSignal;
@@ -113,7 +115,7 @@ export class NetSuiteRestClient {
       headers['X-NetSuite-PropertyNameValidation'] = 'Error';
     }
     try {
-      const res = await fetch(`${this.options.baseUrl}${path}`, {
+      const res = await (this.options.fetch ?? fetch)(`${this.options.baseUrl}${path}`, {
         method,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),

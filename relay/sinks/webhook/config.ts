@@ -3,6 +3,7 @@
  * and their cross-field rules. Types come from the schema.
  */
 import { z } from 'zod';
+import { RateLimitConfig } from '../../delivery/rate-limiter.js';
 
 /** RFC 9110 field name (token). */
 const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'must be an HTTP header name' });
@@ -41,6 +42,7 @@ export const WebhookSinkConfig = z
       .record(HeaderName, HeaderValue)
       .default({})
       .describe('Static headers added to every request, e.g. an Authorization the receiver also checks. Values are never logged. May not set Content-Type, Content-Length, Host, Plantlink-Signature or any ce-* header.'),
+    rateLimit: RateLimitConfig.optional().describe('Request pacing for this API (token bucket, adapted on 429 and quota headers).'),
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('Timeout of each request, from sending to the whole answer, in ms.'),
     concurrency: z
       .number()

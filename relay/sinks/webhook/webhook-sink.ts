@@ -22,6 +22,7 @@
  *   retried, so only the events at fault are rejected and their neighbours delivered.
  */
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { batchMessage, binaryMessage, structuredMessage, type HttpMessage, type WireEvent } from './binding.js';
@@ -49,7 +50,10 @@ export class WebhookSink implements Sink {
   private readonly eventTypes: ReadonlySet<string> | undefined;
 
   /** Parses `config` (throws a ZodError when it is invalid; the secret is never in it). */
-  constructor(config: WebhookSinkConfigInput, logger: Logger) {
+  private readonly fetch: typeof fetch;
+
+  constructor(config: WebhookSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
+    this.fetch = pacedFetch(runtime.gate);
     this.config = WebhookSinkConfig.parse(config);
     this.name = this.config.name;
     this.eventTypes = this.config.eventTypes && new Set(this.config.eventTypes);
@@ -198,7 +202,7 @@ export class WebhookSink implements Sink {
 
     let res: Response;
     try {
-      res = await fetch(this.config.url, {
+      res = await this.fetch(this.config.url, {
         method: 'POST',
         headers,
         body: message.body,
