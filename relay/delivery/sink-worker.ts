@@ -17,9 +17,14 @@ import type { DueDelivery, Inbox } from '../inbox/inbox.js';
 import type { Outcome, Sink } from '../sinks/sink.js';
 import type { DeliveryConfig } from './config.js';
 
+/** Deliveries sent to probe a sink that failed as a whole. */
+const PROBE_BATCH = 5;
+
 export interface SinkWorkerStatus {
   sink: string;
   state: 'running' | 'paused' | 'stopped';
+  /** Circuit breaker: closed (flowing), open (sink failing: waiting), half-open (probing with a small batch). */
+  circuit: 'closed' | 'open' | 'half-open';
   pausedUntilMs?: number;
   consecutiveFailures: number;
   delivered: number;
@@ -66,6 +71,7 @@ export class SinkWorker {
     return {
       sink: this.sink.name,
       state: this.stopped ? 'stopped' : paused ? 'paused' : 'running',
+      circuit: paused ? 'open' : this.failures > 0 ? 'half-open' : 'closed',
       ...(paused ? { pausedUntilMs: this.pausedUntil } : {}),
       consecutiveFailures: this.failures,
       ...this.counters,
@@ -92,7 +98,8 @@ export class SinkWorker {
           await this.sleep(this.pausedUntil - now);
           continue;
         }
-        const due = this.inbox.due(this.sink.name, this.config.batchSize);
+        // Half-open: after a sink-wide failure, probe with a few events, not a full batch.
+        const due = this.inbox.due(this.sink.name, this.failures > 0 ? Math.min(PROBE_BATCH, this.config.batchSize) : this.config.batchSize);
         if (due.length === 0) {
           const next = this.inbox.nextDueMs(this.sink.name);
           // Floor: never spin, whatever the clock or the ledger says.

@@ -85,14 +85,18 @@ describe('sink worker', () => {
     expect(order('WO-BAD')).toMatchObject({ Status__c: 'started' });
   });
 
-  it('pauses the sink through a CRM outage and drains everything after it', async () => {
+  it('opens the circuit through a CRM outage, probes with small batches, and drains everything after it', async () => {
     crm.setOutage(true);
     store(...Array.from({ length: 30 }, (_, i) => milestoneEvent(`WO-${i}`, 'released', 1)));
     worker.start();
-    await vi.waitFor(() => expect(worker.status().state).toBe('paused'));
+    await vi.waitFor(() => expect(worker.status()).toMatchObject({ state: 'paused', circuit: 'open' }));
     expect(inbox.counts().dead).toBe(0);
+    // While open, the sink is probed with a few events at a time, not hammered with every subject.
+    const attemptsDuringOutage = crm.stats().requests;
     crm.setOutage(false);
     await vi.waitFor(() => expect(inbox.counts()).toMatchObject({ pending: 0, delivered: 30 }), { timeout: 10_000 });
+    expect(worker.status().circuit).toBe('closed');
+    expect(attemptsDuringOutage).toBeLessThan(30);
     expect(crm.records('Production_Milestone__c')).toHaveLength(30);
   });
 
