@@ -6,6 +6,9 @@
  * (documented with 403), UNABLE_TO_LOCK_ROW, SERVER_UNAVAILABLE.
  * Permanent (dead-letter, keep for replay): 300 (external id matches several records),
  * 400/404 and every other 4xx, with `code` = Salesforce's errorCode.
+ * Per-record errors of an sObject Collections answer (200 overall) follow the same code
+ * rules: the "not now" codes above, and ALL_OR_NONE_OPERATION_ROLLED_BACK (the record
+ * was fine, another one failed), are transient; every other statusCode is permanent.
  * Refused credentials (token endpoint 4xx, or 401 with a fresh token) are permanent for
  * `start()`, but while delivering they say nothing about the event: the items are
  * `errored` with a long retry hint, so events wait for fixed credentials instead of
@@ -23,6 +26,8 @@ export interface SalesforceErrorItem {
 }
 
 const TRANSIENT_CODES = new Set(['REQUEST_LIMIT_EXCEEDED', 'UNABLE_TO_LOCK_ROW', 'SERVER_UNAVAILABLE']);
+/** Only in per-record results: the record was rolled back because another one failed (allOrNone). */
+const ROLLED_BACK = 'ALL_OR_NONE_OPERATION_ROLLED_BACK';
 
 /** Salesforce's error body: `[{ message, errorCode, fields }]`; anything else yields []. */
 export function parseErrorArray(text: string): SalesforceErrorItem[] {
@@ -37,6 +42,36 @@ export function parseErrorArray(text: string): SalesforceErrorItem[] {
     (e): e is SalesforceErrorItem =>
       typeof e === 'object' && e !== null && typeof (e as SalesforceErrorItem).errorCode === 'string' && typeof (e as SalesforceErrorItem).message === 'string',
   );
+}
+
+/**
+ * The `errors` of one sObject Collections result: `[{ statusCode, message, fields }]`
+ * (per-record errors say statusCode where error bodies say errorCode); malformed
+ * entries are dropped.
+ */
+export function parseRecordErrors(value: unknown): SalesforceErrorItem[] {
+  if (!Array.isArray(value)) return [];
+  const out: SalesforceErrorItem[] = [];
+  for (const e of value) {
+    if (typeof e !== 'object' || e === null) continue;
+    const { statusCode, errorCode, message, fields } = e as Record<string, unknown>;
+    const code = typeof statusCode === 'string' ? statusCode : typeof errorCode === 'string' ? errorCode : undefined;
+    if (code === undefined) continue;
+    const names = Array.isArray(fields) ? fields.filter((f): f is string => typeof f === 'string') : [];
+    out.push({ errorCode: code, message: typeof message === 'string' ? message : '', fields: names });
+  }
+  return out;
+}
+
+/** Classifies the failure of one record in an sObject Collections answer. */
+export function classifyRecordErrors(what: string, errors: SalesforceErrorItem[]): TransientError | PermanentError {
+  if (errors.length === 0) {
+    // success:false without a reason: nothing says a retry would fare better; keep it for replay.
+    return new PermanentError(`${what}: Salesforce reported a failure without an error`, { code: 'UNKNOWN_RECORD_ERROR' });
+  }
+  const detail = describeErrors(errors);
+  if (errors.some((e) => TRANSIENT_CODES.has(e.errorCode) || e.errorCode === ROLLED_BACK)) return new TransientError(`${what}: ${detail}`);
+  return new PermanentError(`${what}: ${detail}`, { code: errors[0]!.errorCode });
 }
 
 function describeErrors(errors: SalesforceErrorItem[]): string {

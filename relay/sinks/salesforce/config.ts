@@ -6,11 +6,12 @@ import { z } from 'zod';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import { SHIPMENT_V1 } from '../../../protocols/events/shipment.v1.js';
 import { FieldPath } from '../mapping.js';
+import { MAX_RECORDS_PER_CALL } from './rest-client.js';
 
 /** API name of an object or field, e.g. `Production_Order__c`, `ns__Status__c`. */
 const ApiName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,79}$/, { message: 'must be a Salesforce API name (letters, digits, underscores)' });
 
-/** Upsert responses carry `created` and answer 200 on update only from API version 46.0 on. */
+/** sObject Collections upsert exists from API version 46.0 on. */
 const MIN_API_VERSION = 46;
 
 const ClientCredentialsAuth = z
@@ -46,12 +47,12 @@ export const SalesforceMapping = z
   .superRefine((mapping, ctx) => {
     for (const name of ['Id', mapping.externalIdField]) {
       if (Object.hasOwn(mapping.fields, name)) {
-        // Salesforce rejects Id or the external ID field in an upsert body; the URL carries it.
-        ctx.addIssue({ code: 'custom', path: ['fields', name], message: `"${name}" is set from the URL of the upsert; remove it from fields` });
+        // The sink sets the external id field from `externalId`; Salesforce rejects Id in an upsert by external id.
+        ctx.addIssue({ code: 'custom', path: ['fields', name], message: `"${name}" is set from externalId by the upsert; remove it from fields` });
       }
     }
   })
-  .describe('One upsert per matching event.');
+  .describe('One record upsert per matching event.');
 export type SalesforceMapping = z.infer<typeof SalesforceMapping>;
 export type SalesforceMappingInput = z.input<typeof SalesforceMapping>;
 
@@ -74,14 +75,27 @@ export const SalesforceSinkConfig = z
       .default('60.0')
       .describe(`REST API version, e.g. "60.0"; at least ${MIN_API_VERSION}.0.`),
     auth: SalesforceAuth,
-    timeoutMs: z.number().int().min(100).max(120_000).default(15_000).describe('Timeout of each HTTP request (token or upsert), in ms.'),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(120_000)
+      .default(15_000)
+      .describe('Timeout of each HTTP request (token, or one sObject Collections call of up to maxRecordsPerCall records), in ms.'),
     concurrency: z
       .number()
       .int()
       .min(1)
       .max(25)
       .default(4)
-      .describe('Upserts in flight at once per batch. Events with the same subject are always applied one after another, in batch order.'),
+      .describe('sObject Collections calls in flight at once per batch. Events with the same subject are always applied one after another, in batch order.'),
+    maxRecordsPerCall: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_RECORDS_PER_CALL)
+      .default(MAX_RECORDS_PER_CALL)
+      .describe(`Records per sObject Collections upsert call (one API call each); Salesforce takes at most ${MAX_RECORDS_PER_CALL}.`),
     mappings: z.array(SalesforceMapping).min(1).describe('Upserts to make per event; every mapping whose eventType matches is applied, in order.'),
   })
   .strict()
@@ -91,7 +105,7 @@ export const SalesforceSinkConfig = z
       ctx.addIssue({ code: 'custom', path: ['loginUrl'], message: 'must use https (plain http only to a loopback address, for emulators): client secrets and tokens travel on it' });
     }
     if (Number(config.apiVersion) < MIN_API_VERSION) {
-      ctx.addIssue({ code: 'custom', path: ['apiVersion'], message: `must be at least ${MIN_API_VERSION}.0: older versions answer upserts without the created flag` });
+      ctx.addIssue({ code: 'custom', path: ['apiVersion'], message: `must be at least ${MIN_API_VERSION}.0: older versions have no sObject Collections upsert` });
     }
     const seen = new Set<string>();
     config.mappings.forEach((m, i) => {
@@ -100,7 +114,7 @@ export const SalesforceSinkConfig = z
       seen.add(key);
     });
   })
-  .describe('Delivers events to Salesforce by upsert on external id fields (REST API, sObject Rows by External ID).');
+  .describe('Delivers events to Salesforce by upsert on external id fields (REST API, sObject Collections upsert, up to 200 records per call).');
 export type SalesforceSinkConfig = z.infer<typeof SalesforceSinkConfig>;
 export type SalesforceSinkConfigInput = z.input<typeof SalesforceSinkConfig>;
 

@@ -7,5 +7,7 @@ export {
   type SalesforceSinkConfigInput,
   type SalesforceMappingInput,
 } from './config.js';
-export { planWrites, type WritePlan } from './plan.js';
+export { planWrites, type WritePlan, type RecordWrite } from './plan.js';
+export { planCalls, type CollectionCall, type CallRecord } from './calls.js';
+export { MAX_RECORDS_PER_CALL } from './rest-client.js';
 export { parseLimitInfo } from './classify.js';

@@ -1,5 +1,6 @@
 /**
- * Turns one delivery item into the upserts it needs, in mapping order.
+ * Turns one delivery item into the record upserts it needs, in mapping order
+ * (`calls.ts` then packs the records of a batch into sObject Collections calls).
  *
  * - Every mapping whose eventType matches applies, except `latest` mappings for a
  *   stale item (a newer event of the subject was already applied).
@@ -12,9 +13,16 @@ import { PermanentError } from '../../../protocols/errors.js';
 import { applyFieldMap, resolvePath } from '../mapping.js';
 import type { DeliveryItem } from '../sink.js';
 import type { SalesforceMapping } from './config.js';
-import type { UpsertRequest } from './rest-client.js';
 
-export type WritePlan = { ok: true; writes: UpsertRequest[] } | { ok: false; error: PermanentError };
+/** One record to upsert: `body` holds the mapped fields, never the external id field itself. */
+export interface RecordWrite {
+  object: string;
+  externalIdField: string;
+  externalId: string;
+  body: Record<string, unknown>;
+}
+
+export type WritePlan = { ok: true; writes: RecordWrite[] } | { ok: false; error: PermanentError };
 
 const mappingError = (message: string): WritePlan => ({ ok: false, error: new PermanentError(message, { code: 'mapping_error' }) });
 
@@ -24,7 +32,7 @@ export function planWrites(item: DeliveryItem, mappings: readonly SalesforceMapp
   if (matching.length === 0) {
     return { ok: false, error: new PermanentError(`no Salesforce mapping for event type ${event.type}`, { code: 'no_mapping' }) };
   }
-  const writes: UpsertRequest[] = [];
+  const writes: RecordWrite[] = [];
   for (const mapping of matching) {
     if (mapping.apply === 'latest' && item.stale) continue;
     const target = `mapping ${event.type} -> ${mapping.object}`;

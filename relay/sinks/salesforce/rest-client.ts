@@ -1,6 +1,12 @@
 /**
- * One REST call: upsert a record by external id
- * (`PATCH /services/data/vXX.X/sobjects/{Object}/{Field}/{value}`).
+ * One REST call: upsert up to 200 records of one object by one external id field with
+ * sObject Collections (API 46.0+):
+ * `PATCH /services/data/vXX.X/composite/sobjects/{Object}/{ExternalIdField}` with
+ * `{ allOrNone: false, records: [{ attributes: { type }, <ExternalIdField>: value, ...fields }] }`.
+ *
+ * Salesforce answers a well-formed call 200 with one result per record, in request order,
+ * whatever the records' fate; each record is written or refused on its own (allOrNone
+ * false). Any other answer is a failure of the whole call, classified in classify.ts.
  *
  * On 401 the token is invalidated, a new one fetched and the call retried once. A
  * second 401 with a fresh token, or a token endpoint refusing the credentials, means
@@ -8,22 +14,30 @@
  * classify.ts), since no event is at fault. Every answer's `Sforce-Limit-Info` is
  * reported to `onLimitInfo`.
  */
-import { PermanentError } from '../../../protocols/errors.js';
-import { authRefused, classifyApiResponse, classifyNetworkError, parseLimitInfo, withContext } from './classify.js';
+import { PermanentError, TransientError } from '../../../protocols/errors.js';
+import {
+  authRefused,
+  classifyApiResponse,
+  classifyNetworkError,
+  parseLimitInfo,
+  parseRecordErrors,
+  withContext,
+  type SalesforceErrorItem,
+} from './classify.js';
 import type { AccessToken, TokenSource } from './oauth.js';
 
-export interface UpsertRequest {
+/** Salesforce's documented maximum of records in one sObject Collections request. */
+export const MAX_RECORDS_PER_CALL = 200;
+
+export interface CollectionUpsertRequest {
   object: string;
   externalIdField: string;
-  externalId: string;
-  body: Record<string, unknown>;
+  /** Distinct external ids: Salesforce fails every record sharing one within a request. */
+  records: readonly { externalId: string; body: Record<string, unknown> }[];
 }
 
-export interface UpsertResult {
-  /** Salesforce record id (18 characters). */
-  id: string;
-  created: boolean;
-}
+/** The fate of one record, in request order. */
+export type RecordResult = { success: true; id: string; created: boolean } | { success: false; errors: SalesforceErrorItem[] };
 
 export interface RestClientOptions {
   apiVersion: string;
@@ -44,21 +58,38 @@ export class SalesforceRestClient {
     private readonly options: RestClientOptions,
   ) {}
 
-  /** Upserts one record; throws TransientError or PermanentError, already classified. */
-  async upsert(request: UpsertRequest): Promise<UpsertResult> {
-    const what = `upserting ${request.object}/${request.externalId}`;
+  /**
+   * Upserts the records in one call and returns one result per record, in order.
+   * Throws TransientError or PermanentError, already classified, when the call as a
+   * whole fails (then no record was written).
+   */
+  async upsertCollection(request: CollectionUpsertRequest): Promise<RecordResult[]> {
+    const count = request.records.length;
+    if (count === 0 || count > MAX_RECORDS_PER_CALL) throw new RangeError(`an sObject Collections call carries 1 to ${MAX_RECORDS_PER_CALL} records, not ${count}`);
+    const what = `sObject Collections call of ${count} record${count === 1 ? '' : 's'}`;
+    const path = `composite/sobjects/${encodeURIComponent(request.object)}/${encodeURIComponent(request.externalIdField)}`;
+    const body = JSON.stringify({
+      allOrNone: false,
+      records: request.records.map((r) => ({ attributes: { type: request.object }, ...r.body, [request.externalIdField]: r.externalId })),
+    });
+    const answer = await this.call(path, body, what);
+    if (answer.status < 200 || answer.status > 299) throw classifyApiResponse(what, answer.status, answer.headers, answer.text);
+    return parseResults(what, answer, request);
+  }
+
+  /** Sends a PATCH with the current token; on 401, once more with a fresh one. */
+  private async call(path: string, body: string, what: string): Promise<Answer> {
     let token = await this.token(what);
-    let answer = await this.send(token, request, what);
+    let answer = await this.send(token, path, body, what);
     if (answer.status === 401) {
       this.tokens.invalidate(token);
       token = await this.token(what);
-      answer = await this.send(token, request, what);
+      answer = await this.send(token, path, body, what);
       if (answer.status === 401) {
         throw authRefused(what, new PermanentError('INVALID_SESSION_ID: a fresh access token was refused too', { code: 'INVALID_SESSION_ID' }));
       }
     }
-    if (answer.status < 200 || answer.status > 299) throw classifyApiResponse(what, answer.status, answer.headers, answer.text);
-    return this.result(answer, request);
+    return answer;
   }
 
   private async token(what: string): Promise<AccessToken> {
@@ -69,14 +100,13 @@ export class SalesforceRestClient {
     }
   }
 
-  private async send(token: AccessToken, request: UpsertRequest, what: string): Promise<Answer> {
-    const path = [request.object, request.externalIdField, request.externalId].map(encodeURIComponent).join('/');
-    const url = `${token.instanceUrl}/services/data/v${this.options.apiVersion}/sobjects/${path}`;
+  private async send(token: AccessToken, path: string, body: string, what: string): Promise<Answer> {
+    const url = `${token.instanceUrl}/services/data/v${this.options.apiVersion}/${path}`;
     try {
       const res = await fetch(url, {
         method: 'PATCH',
         headers: { Authorization: `Bearer ${token.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify(request.body),
+        body,
         redirect: 'manual',
         signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
       });
@@ -88,17 +118,27 @@ export class SalesforceRestClient {
       throw classifyNetworkError(what, error, this.options.timeoutMs);
     }
   }
+}
 
-  private result(answer: Answer, request: UpsertRequest): UpsertResult {
-    let body: { id?: unknown; created?: unknown; success?: unknown } = {};
-    try {
-      if (answer.text) body = JSON.parse(answer.text) as typeof body;
-    } catch {
-      // A 2xx without JSON still means written; the id is then unknown.
-    }
-    return {
-      id: typeof body.id === 'string' ? body.id : `${request.object}/${request.externalId}`,
-      created: body.created === true || answer.status === 201,
-    };
+/**
+ * One result per record or a TransientError: a 2xx whose body is not that list leaves
+ * unknown which records were written, and rewriting them is harmless (upserts).
+ */
+function parseResults(what: string, answer: Answer, request: CollectionUpsertRequest): RecordResult[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.text);
+  } catch {
+    body = undefined;
   }
+  if (!Array.isArray(body) || body.length !== request.records.length) {
+    const got = Array.isArray(body) ? `${body.length} results` : 'no result list';
+    throw new TransientError(`${what}: HTTP ${answer.status} with ${got} for ${request.records.length} records`);
+  }
+  return body.map((raw: unknown, i): RecordResult => {
+    const result = (typeof raw === 'object' && raw !== null ? raw : {}) as { id?: unknown; success?: unknown; created?: unknown; errors?: unknown };
+    if (result.success !== true) return { success: false, errors: parseRecordErrors(result.errors) };
+    const record = request.records[i]!;
+    return { success: true, id: typeof result.id === 'string' ? result.id : `${request.object}/${record.externalId}`, created: result.created === true };
+  });
 }

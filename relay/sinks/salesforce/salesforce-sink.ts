@@ -1,27 +1,37 @@
 /**
- * Salesforce sink: delivers each event as upserts by external id, so a redelivered
- * event rewrites the same records with the same values and changes nothing.
+ * Salesforce sink: delivers each event as record upserts by external id, so a
+ * redelivered event rewrites the same records with the same values and changes nothing.
+ * Records travel in sObject Collections calls of up to `maxRecordsPerCall` (calls.ts
+ * packs them; one API call each).
  *
  * Invariants:
  * - `deliver` returns exactly one outcome per item, in input order, and never throws
- *   for a per-item problem: `delivered` (with the record ids written), `errored`
- *   (TransientError, retry later) or `rejected` (PermanentError, dead-letter).
- * - Items with the same `event.subject` are applied one after another in batch order;
- *   different subjects run with at most `concurrency` upserts in flight.
- * - An item's mappings run in config order; it is delivered only when all its writes
- *   succeeded. A failed item may leave earlier writes behind: they are idempotent, and
- *   the retry or replay rewrites them unchanged.
- * - After the first transient failure in a batch no further item is started: Salesforce
+ *   for a per-item problem: `delivered` (with the record ids written, in mapping order),
+ *   `errored` (TransientError, retry later) or `rejected` (PermanentError, dead-letter).
+ * - Items with the same `event.subject` are applied one after another in batch order,
+ *   an item's writes in mapping order, and no call carries an external id twice
+ *   (calls.ts); up to `concurrency` calls of a round run at once.
+ * - An item is delivered only when every one of its records was written. A permanent
+ *   per-record error rejects the item with Salesforce's statusCode; a transient one
+ *   (UNABLE_TO_LOCK_ROW, ...) errors it. Either way its later writes are not sent. A
+ *   failed item may leave earlier writes behind: they are idempotent, and the retry or
+ *   replay rewrites them unchanged.
+ * - A call failing as a whole fails every item in it: transient (401 after a fresh
+ *   token, 408/429/5xx, network, timeout) -> errored with the retry hint; other 4xx ->
+ *   rejected.
+ * - After the first transient failure in a batch no further call is started: Salesforce
  *   is down, throttling or out of API calls, and hammering it would only burn the daily
- *   allocation. The items not attempted are `errored` with the same retry hint.
+ *   allocation. Items not fully attempted are `errored` with the same retry hint.
  */
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
+import { planCalls, type CollectionCall } from './calls.js';
+import { classifyRecordErrors, withContext } from './classify.js';
 import { SalesforceSinkConfig, type SalesforceSinkConfigInput } from './config.js';
 import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
-import { SalesforceRestClient } from './rest-client.js';
+import { SalesforceRestClient, type RecordResult } from './rest-client.js';
 
 export type SalesforceSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
 
@@ -108,35 +118,55 @@ export class SalesforceSink implements Sink {
   }
 
   private async deliverBatch(items: DeliveryItem[]): Promise<Outcome[]> {
-    const outcomes = new Array<Outcome | undefined>(items.length);
-    const groups = groupBySubject(items);
+    const plans = items.map((item) => planWrites(item, this.config.mappings));
+    const progress: ItemProgress[] = plans.map((plan) => ({ recordIds: plan.ok ? new Array<string | undefined>(plan.writes.length) : [] }));
+    const rounds = planCalls(
+      items.map((item, i) => {
+        const plan = plans[i]!;
+        return { subject: item.event.subject, writes: plan.ok ? plan.writes : undefined };
+      }),
+      this.config.maxRecordsPerCall,
+    );
+
     let halt: TransientError | undefined;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < groups.length) {
-        const group = groups[next++]!;
-        for (const index of group) {
-          if (halt) {
-            outcomes[index] = { status: 'errored', error: notAttempted(halt) };
-            continue;
-          }
-          const outcome = await this.deliverItem(items[index]!);
-          outcomes[index] = outcome;
-          if (outcome.status === 'errored' && !halt) {
-            halt = outcome.error;
+    for (const round of rounds) {
+      if (halt) break;
+      // Records of items that already failed are not sent again in later rounds.
+      const calls = round
+        .map((call) => ({ ...call, records: call.records.filter((r) => progress[r.item]!.failure === undefined) }))
+        .filter((call) => call.records.length > 0);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < calls.length && !halt) {
+          const call = calls[next++]!;
+          const transient = await this.runCall(call, progress);
+          if (transient && !halt) {
+            halt = transient;
+            const first = items[call.records[0]!.item]!;
             this.logger.warn(
-              { correlationid: items[index]!.event.correlationid, err: outcome.error.message, retryAfterMs: outcome.error.retryAfterMs },
+              { correlationid: first.event.correlationid, object: call.object, records: call.records.length, err: transient.message, retryAfterMs: transient.retryAfterMs },
               'Salesforce write failed transiently; the rest of the batch is not attempted',
             );
           }
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.config.concurrency, groups.length) }, worker));
-    const result = outcomes.map((o) => o ?? { status: 'errored' as const, error: new TransientError('item not processed') });
+      };
+      await Promise.all(Array.from({ length: Math.min(this.config.concurrency, calls.length) }, worker));
+    }
+
+    const result = items.map((item, i): Outcome => {
+      const plan = plans[i]!;
+      if (!plan.ok) return this.rejected(item, plan.error);
+      const { failure, recordIds } = progress[i]!;
+      if (failure instanceof PermanentError) return this.rejected(item, failure);
+      if (failure) return { status: 'errored', error: failure };
+      const written = recordIds.filter((id): id is string => id !== undefined);
+      if (written.length === recordIds.length) return { status: 'delivered', recordIds: written };
+      return { status: 'errored', error: notAttempted(halt ?? new TransientError('the batch ended before this item was written')) };
+    });
     this.logger.debug(
       {
         items: items.length,
+        plannedCalls: rounds.reduce((n, round) => n + round.length, 0),
         delivered: result.filter((o) => o.status === 'delivered').length,
         errored: result.filter((o) => o.status === 'errored').length,
         rejected: result.filter((o) => o.status === 'rejected').length,
@@ -146,21 +176,34 @@ export class SalesforceSink implements Sink {
     return result;
   }
 
-  private async deliverItem(item: DeliveryItem): Promise<Outcome> {
-    const plan = planWrites(item, this.config.mappings);
-    if (!plan.ok) return this.rejected(item, plan.error);
-    const recordIds: string[] = [];
-    for (const write of plan.writes) {
-      try {
-        recordIds.push((await this.client.upsert(write)).id);
-      } catch (error) {
-        if (error instanceof PermanentError) return this.rejected(item, error);
-        if (error instanceof TransientError) return { status: 'errored', error };
-        // Unclassified means a bug here, not a verdict on the event: keep it for retry.
-        return { status: 'errored', error: new TransientError(`upserting ${write.object}/${write.externalId}: ${describeError(error)}`, { cause: error }) };
-      }
+  /**
+   * Makes one call and records each record's fate on its item. Returns the transient
+   * failure that should halt the batch, if any.
+   */
+  private async runCall(call: CollectionCall, progress: ItemProgress[]): Promise<TransientError | undefined> {
+    const what = (externalId: string): string => `upserting ${call.object}/${externalId}`;
+    let results: RecordResult[];
+    try {
+      results = await this.client.upsertCollection(call);
+    } catch (error) {
+      // Unclassified means a bug here, not a verdict on the events: keep them for retry.
+      const failure = error instanceof PermanentError || error instanceof TransientError ? error : new TransientError(describeError(error), { cause: error });
+      for (const r of call.records) noteFailure(progress[r.item]!, withContext(what(r.externalId), failure));
+      return failure instanceof TransientError ? failure : undefined;
     }
-    return { status: 'delivered', recordIds };
+    let transient: TransientError | undefined;
+    results.forEach((result, k) => {
+      const record = call.records[k]!;
+      const item = progress[record.item]!;
+      if (result.success) {
+        item.recordIds[record.write] = result.id;
+        return;
+      }
+      const failure = classifyRecordErrors(what(record.externalId), result.errors);
+      noteFailure(item, failure);
+      if (failure instanceof TransientError) transient ??= failure;
+    });
+    return transient;
   }
 
   private rejected(item: DeliveryItem, error: PermanentError): Outcome {
@@ -179,19 +222,20 @@ export class SalesforceSink implements Sink {
   }
 }
 
-/** Item indexes grouped by subject, groups in order of first appearance, items in batch order. */
-function groupBySubject(items: readonly DeliveryItem[]): number[][] {
-  const groups = new Map<string, number[]>();
-  items.forEach((item, index) => {
-    const group = groups.get(item.event.subject);
-    if (group) group.push(index);
-    else groups.set(item.event.subject, [index]);
-  });
-  return [...groups.values()];
+/** What is known of one item while its batch runs. */
+interface ItemProgress {
+  /** Record id per write (mapping order), once written. */
+  recordIds: (string | undefined)[];
+  /** The first failure; a permanent one wins over a transient one, as retrying cannot fix it. */
+  failure?: TransientError | PermanentError;
+}
+
+function noteFailure(item: ItemProgress, failure: TransientError | PermanentError): void {
+  if (item.failure === undefined || (failure instanceof PermanentError && item.failure instanceof TransientError)) item.failure = failure;
 }
 
 function notAttempted(cause: TransientError): TransientError {
-  return new TransientError(`not attempted: an earlier write in this batch failed transiently (${cause.message})`, {
+  return new TransientError(`not attempted: an earlier call in this batch failed transiently (${cause.message})`, {
     cause,
     ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
   });

@@ -1,6 +1,7 @@
 /**
  * An in-memory emulator of the slice of Salesforce's wire behaviour plantlink uses:
- * the OAuth 2.0 client-credentials token endpoint and REST upsert by external id,
+ * the OAuth 2.0 client-credentials token endpoint and REST upsert by external id, one
+ * record per request (sObject Rows by External ID) or up to 200 (sObject Collections),
  * with Salesforce's status codes, error arrays and `Sforce-Limit-Info` header
  * (see README.md for what is documented and what is assumed).
  *
@@ -8,29 +9,23 @@
  * - Every answer goes over real HTTP; tests drive faults either through the methods
  *   here or through `/__emulator/*` (so another process can drive it too). Control
  *   requests are never counted, never faulted and never refused by an outage.
- * - `writes` counts every applied upsert of a record, `changes` those that changed a
- *   stored value (a create counts as both), so "redelivery changed nothing" is
- *   `changes` unchanged while `writes` grew.
- * - A rejected upsert (300, 4xx) changes nothing.
+ * - Both upsert endpoints write through one `RecordStore`, so per record `writes`
+ *   counts every applied upsert, `changes` those that changed a stored value (a create
+ *   counts as both): "redelivery changed nothing" is `changes` unchanged while `writes`
+ *   grew. A rejected upsert (300, 4xx, a failed collection record) changes nothing.
+ * - Every authenticated API request is one API call, whatever it carries.
  */
 import { randomBytes, createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IdGenerator, keyPrefix } from './ids.js';
-import {
-  checkUpsertBody,
-  defaultObjects,
-  sameFields,
-  type SalesforceError,
-  type SObjectFieldSpec,
-  type SObjectSpec,
-  type ValidationRule,
-} from './objects.js';
+import { collectionUpsert, MAX_COLLECTION_RECORDS, type RecordError, type UpsertResult } from './collections.js';
+import { defaultObjects, type SalesforceError, type SObjectFieldSpec, type SObjectSpec, type ValidationRule } from './objects.js';
+import { recordUrl, RecordStore, type UpsertEvent, type UpsertRecord } from './store.js';
 
-export type { SObjectFieldSpec, SObjectSpec, SalesforceError, ValidationRule };
-export { defaultObjects };
+export type { SObjectFieldSpec, SObjectSpec, SalesforceError, ValidationRule, UpsertEvent, UpsertRecord, RecordError, UpsertResult };
+export { defaultObjects, MAX_COLLECTION_RECORDS };
 
 export interface SalesforceEmulatorOptions {
   /** 0 = ephemeral (default). Pass a stopped emulator's port to "restart" it. */
@@ -47,21 +42,13 @@ export interface SalesforceEmulatorOptions {
   maxBodyBytes?: number;
 }
 
-export interface UpsertRecord {
+/** A well-formed sObject Collections upsert request; emitted when it is answered, before its records' `upsert` events. */
+export interface CollectionCallEvent {
   object: string;
   externalIdField: string;
-  externalId: string;
-  id: string;
-  fields: Record<string, unknown>;
-  createdAt: number;
-  writes: number;
-  changes: number;
-}
-
-export interface UpsertEvent {
-  record: UpsertRecord;
-  created: boolean;
-  changed: boolean;
+  /** External ids of the records, in request order ('' where a record had none). */
+  externalIds: string[];
+  allOrNone: boolean;
 }
 
 export interface FaultResponse {
@@ -71,7 +58,11 @@ export interface FaultResponse {
 }
 
 export interface EmulatorStats {
+  /** Every HTTP request except control routes, token requests included. */
   requests: number;
+  /** Authenticated API requests counted against the daily allocation (as in Sforce-Limit-Info). */
+  apiCalls: number;
+  /** Applied record upserts, whichever endpoint carried them. */
   upserts: number;
   created: number;
   updated: number;
@@ -84,6 +75,7 @@ export interface EmulatorStats {
 /** Body of `POST /__emulator/faults`; every key optional, applied in this order. */
 export interface FaultsRequest {
   failNext?: { n: number } & FaultResponse;
+  failRecord?: { object: string; externalId: string; n?: number } & RecordError;
   outage?: boolean;
   latencyMs?: number;
   expireTokens?: boolean;
@@ -99,36 +91,25 @@ const USER_ID = '0055P0000000PLT';
 
 class RequestTooLarge extends Error {}
 
-export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
+export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; collection: [CollectionCallEvent] }> {
   readonly url: string;
   readonly port: number;
 
   private readonly server: Server;
   private readonly clients: Map<string, string>;
   private readonly tokenTtlMs: number;
-  private readonly objects: Record<string, SObjectSpec>;
-  private readonly prefixes = new Map<string, string>();
   private readonly apiLimit: number;
   private readonly maxBodyBytes: number;
-  private readonly ids = new IdGenerator();
   private readonly tokens = new Map<string, number>(); // access token -> expires at (ms)
-  /** object -> external id -> matching records (more than one only via seedDuplicate). */
-  private readonly store = new Map<string, Map<string, UpsertRecord[]>>();
+  private readonly store: RecordStore;
   private readonly rules = new Map<string, ValidationRule[]>();
   private readonly faults: FaultResponse[] = [];
+  /** "object external id" -> per-record errors the next collection upserts of that record get. */
+  private readonly recordFaults = new Map<string, RecordError[]>();
   private outage = false;
   private latencyMs = 0;
   private apiUsed = 0;
-  private readonly counters: EmulatorStats = {
-    requests: 0,
-    upserts: 0,
-    created: 0,
-    updated: 0,
-    unchanged: 0,
-    rejected: 0,
-    tokenRequests: 0,
-    status: {},
-  };
+  private readonly counters = { requests: 0, rejected: 0, tokenRequests: 0, status: {} as Record<number, number> };
 
   static async start(options: SalesforceEmulatorOptions = {}): Promise<SalesforceEmulator> {
     const server = createServer({ keepAliveTimeout: 30_000 });
@@ -150,8 +131,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
     const clients = options.clients ?? [{ clientId: 'plantlink-client', clientSecret: 'plantlink-secret' }];
     this.clients = new Map(clients.map((c) => [c.clientId, c.clientSecret]));
     this.tokenTtlMs = options.tokenTtlMs ?? 2 * 60 * 60 * 1000;
-    this.objects = options.objects ?? defaultObjects;
-    Object.keys(this.objects).forEach((name, i) => this.prefixes.set(name, keyPrefix(i)));
+    this.store = new RecordStore(options.objects ?? defaultObjects);
     this.apiLimit = options.apiLimit ?? 100_000;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
     server.on('request', (req, res) => {
@@ -165,18 +145,22 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
   // ---- inspection -------------------------------------------------------------
 
   records(object: string): UpsertRecord[] {
-    const byId = this.store.get(object);
-    if (!byId) return [];
-    return [...byId.values()].flat().map(copyRecord);
+    return this.store.records(object);
   }
 
   record(object: string, externalId: string): UpsertRecord | undefined {
-    const found = this.store.get(object)?.get(externalId)?.[0];
-    return found && copyRecord(found);
+    return this.store.record(object, externalId);
   }
 
   stats(): EmulatorStats {
-    return { ...this.counters, status: { ...this.counters.status } };
+    return {
+      requests: this.counters.requests,
+      apiCalls: this.apiUsed,
+      ...this.store.counters,
+      rejected: this.counters.rejected,
+      tokenRequests: this.counters.tokenRequests,
+      status: { ...this.counters.status },
+    };
   }
 
   // ---- fault injection --------------------------------------------------------
@@ -184,6 +168,17 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
   /** The next n API requests (under /services/data) get this answer instead of being processed. */
   failNext(n: number, response: FaultResponse): void {
     for (let i = 0; i < n; i++) this.faults.push(response);
+  }
+
+  /**
+   * The next n sObject Collections upserts of this record fail with `error` as their
+   * per-record result (e.g. UNABLE_TO_LOCK_ROW); the rest of the request is processed.
+   */
+  failRecord(object: string, externalId: string, error: RecordError, n = 1): void {
+    const key = `${object} ${externalId}`;
+    const list = this.recordFaults.get(key) ?? [];
+    for (let i = 0; i < n; i++) list.push(error);
+    this.recordFaults.set(key, list);
   }
 
   /** While on, requests are answered by closing the connection without an HTTP response. */
@@ -216,10 +211,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
    * without the Unique attribute allows; upserts of that id then answer 300.
    */
   seedDuplicate(object: string, externalId: string): void {
-    const matches = this.store.get(object)?.get(externalId);
-    if (!matches?.[0]) throw new Error(`no ${object} record with external id ${externalId} to duplicate`);
-    const original = matches[0];
-    matches.push({ ...copyRecord(original), id: this.ids.next(this.prefixes.get(object)!), createdAt: Date.now(), writes: 1, changes: 1 });
+    this.store.seedDuplicate(object, externalId);
   }
 
   async stop(): Promise<void> {
@@ -336,7 +328,11 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
     }
     this.apiUsed++;
 
-    const parts = rest.split('/').slice(1); // '', 'sobjects', Object, Field, value
+    const parts = rest.split('/').slice(1); // e.g. sobjects/Object/Field/value, composite/sobjects/Object/Field
+    if (parts[0] === 'composite' && parts[1] === 'sobjects' && parts.length === 4 && parts[2] && parts[3]) {
+      if (req.method !== 'PATCH') return this.methodNotAllowed(res, req.method, 'PATCH');
+      return this.collectionUpsert(req, res, parts[2], parts[3], body);
+    }
     if (parts[0] !== 'sobjects' || parts.length !== 4 || !parts[3]) return this.send(res, 404, NOT_FOUND, this.limitHeader());
     const [, object, field, rawValue] = parts as [string, string, string, string];
     let externalId: string;
@@ -347,28 +343,39 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
     }
     if (req.method === 'PATCH') return this.upsert(req, res, { version, object, field, externalId, updateOnly: query.get('updateOnly') === 'true' }, body);
     if (req.method === 'GET') return this.retrieve(res, version, object, field, externalId);
-    return this.send(res, 405, [{ message: `HTTP Method '${req.method}' not allowed. Allowed are GET,PATCH`, errorCode: 'METHOD_NOT_ALLOWED' }], this.limitHeader());
+    return this.methodNotAllowed(res, req.method, 'GET,PATCH');
+  }
+
+  private methodNotAllowed(res: ServerResponse, method: string | undefined, allowed: string): void {
+    this.send(res, 405, [{ message: `HTTP Method '${method}' not allowed. Allowed are ${allowed}`, errorCode: 'METHOD_NOT_ALLOWED' }], this.limitHeader());
   }
 
   private limitHeader(): Record<string, string> {
     return { 'Sforce-Limit-Info': `api-usage=${this.apiUsed}/${this.apiLimit}` };
   }
 
-  private externalIdSpec(object: string, field: string): SObjectSpec | undefined {
-    const spec = Object.hasOwn(this.objects, object) ? this.objects[object] : undefined;
-    const fieldSpec = spec && Object.hasOwn(spec, field) ? spec[field] : undefined;
-    return fieldSpec?.externalId ? spec : undefined;
-  }
-
   private retrieve(res: ServerResponse, version: string, object: string, field: string, externalId: string): void {
-    if (!this.externalIdSpec(object, field)) return this.send(res, 404, NOT_FOUND, this.limitHeader());
-    const matches = this.store.get(object)?.get(externalId) ?? [];
+    if (!this.store.externalIdSpec(object, field)) return this.send(res, 404, NOT_FOUND, this.limitHeader());
+    const matches = this.store.matches(object, externalId);
     if (matches.length > 1) return this.send(res, 300, matches.map((r) => recordUrl(version, r)), this.limitHeader());
     const record = matches[0];
     if (!record) return this.send(res, 404, NOT_FOUND, this.limitHeader());
     this.send(res, 200, { attributes: { type: object, url: recordUrl(version, record) }, Id: record.id, ...record.fields }, this.limitHeader());
   }
 
+  /** Shared by both upsert endpoints: the content type and JSON body, or the answer refusing them. */
+  private parseJson(req: IncomingMessage, body: string): { ok: true; value: unknown } | { ok: false; status: number; errors: SalesforceError[] } {
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      return { ok: false, status: 415, errors: [{ message: 'Content type not supported; send application/json', errorCode: 'UNSUPPORTED_MEDIA_TYPE' }] };
+    }
+    try {
+      return { ok: true, value: JSON.parse(body) };
+    } catch (error) {
+      return { ok: false, status: 400, errors: [{ message: `Unexpected character in JSON: ${(error as Error).message} at [line:1, column:1]`, errorCode: 'JSON_PARSER_ERROR' }] };
+    }
+  }
+
+  /** sObject Rows by External ID: one record, 201 created / 200 updated / 300 several matches. */
   private upsert(
     req: IncomingMessage,
     res: ServerResponse,
@@ -380,61 +387,50 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
       this.counters.rejected++;
       this.send(res, status, payload, this.limitHeader());
     };
-    const spec = this.externalIdSpec(object, field);
+    const spec = this.store.externalIdSpec(object, field);
     if (!spec) return reject(404, NOT_FOUND); // unknown object, or a field that is not an external id
-    const matches = this.store.get(object)?.get(externalId);
-    if (matches && matches.length > 1) return reject(300, matches.map((r) => recordUrl(target.version, r)));
-    if (!matches && target.updateOnly) return reject(404, NOT_FOUND);
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-      return reject(415, [{ message: 'Content type not supported; send application/json', errorCode: 'UNSUPPORTED_MEDIA_TYPE' }]);
-    }
+    const matches = this.store.matches(object, externalId);
+    if (matches.length > 1) return reject(300, matches.map((r) => recordUrl(target.version, r)));
+    if (matches.length === 0 && target.updateOnly) return reject(404, NOT_FOUND);
+    const parsed = this.parseJson(req, body);
+    if (!parsed.ok) return reject(parsed.status, parsed.errors);
 
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch (error) {
-      return reject(400, [{ message: `Unexpected character in JSON: ${(error as Error).message} at [line:1, column:1]`, errorCode: 'JSON_PARSER_ERROR' }]);
-    }
-    const existing = matches?.[0];
-    const check = checkUpsertBody(
-      { object, spec, externalIdField: field, externalId },
-      parsed,
-      existing?.fields,
-      this.rules.get(object) ?? [],
-    );
-    if (!check.ok) return reject(check.status, check.errors);
+    const prepared = this.store.prepare({ object, spec, externalIdField: field, externalId }, parsed.value, this.rules.get(object) ?? []);
+    if (!prepared.ok) return reject(prepared.status, prepared.errors);
+    const event = this.store.apply(prepared);
+    this.send(res, event.created ? 201 : 200, { id: event.record.id, success: true, errors: [], created: event.created }, this.limitHeader());
+    if (this.listenerCount('upsert') > 0) this.emit('upsert', event);
+  }
 
-    this.counters.upserts++;
-    if (existing) {
-      const changed = !sameFields(existing.fields, check.fields);
-      existing.fields = check.fields;
-      existing.writes++;
-      if (changed) {
-        existing.changes++;
-        this.counters.updated++;
-      } else {
-        this.counters.unchanged++;
-      }
-      this.send(res, 200, { id: existing.id, success: true, errors: [], created: false }, this.limitHeader());
-      if (this.listenerCount('upsert') > 0) this.emit('upsert', { record: copyRecord(existing), created: false, changed });
-      return;
-    }
-    const record: UpsertRecord = {
-      object,
-      externalIdField: field,
-      externalId,
-      id: this.ids.next(this.prefixes.get(object)!),
-      fields: check.fields,
-      createdAt: Date.now(),
-      writes: 1,
-      changes: 1,
+  /**
+   * sObject Collections upsert: up to 200 records of one object by one external id field,
+   * 200 with one result per record in request order (see collections.ts). A request
+   * refused whole counts once in `rejected`; otherwise every failed record counts once.
+   */
+  private collectionUpsert(req: IncomingMessage, res: ServerResponse, rawObject: string, rawField: string, body: string): void {
+    const reject = (status: number, errors: SalesforceError[]): void => {
+      this.counters.rejected++;
+      this.send(res, status, errors, this.limitHeader());
     };
-    let byId = this.store.get(object);
-    if (!byId) this.store.set(object, (byId = new Map()));
-    byId.set(externalId, [record]);
-    this.counters.created++;
-    this.send(res, 201, { id: record.id, success: true, errors: [], created: true }, this.limitHeader());
-    if (this.listenerCount('upsert') > 0) this.emit('upsert', { record: copyRecord(record), created: true, changed: true });
+    const object = safeDecode(rawObject);
+    const field = safeDecode(rawField);
+    const spec = object === undefined || field === undefined ? undefined : this.store.externalIdSpec(object, field);
+    if (!spec || object === undefined || field === undefined) return reject(404, NOT_FOUND);
+    const parsed = this.parseJson(req, body);
+    if (!parsed.ok) return reject(parsed.status, parsed.errors);
+
+    const recordFault = (externalId: string): RecordError | undefined => {
+      const list = this.recordFaults.get(`${object} ${externalId}`);
+      const fault = list?.shift();
+      if (list?.length === 0) this.recordFaults.delete(`${object} ${externalId}`);
+      return fault;
+    };
+    const answer = collectionUpsert(this.store, { object, externalIdField: field, spec }, parsed.value, this.rules.get(object) ?? [], recordFault);
+    if (!answer.ok) return reject(answer.status, answer.errors);
+    if (this.listenerCount('collection') > 0) this.emit('collection', { object, externalIdField: field, externalIds: answer.externalIds, allOrNone: answer.allOrNone });
+    this.counters.rejected += answer.results.filter((r) => !r.success).length;
+    this.send(res, 200, answer.results, this.limitHeader());
+    if (this.listenerCount('upsert') > 0) for (const event of answer.events) this.emit('upsert', event);
   }
 
   // ---- control plane (other processes drive faults over HTTP) -----------------
@@ -454,6 +450,10 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
         return reply(400, { error: `invalid faults request: ${(error as Error).message}` });
       }
       if (faults.failNext) this.failNext(faults.failNext.n, faults.failNext);
+      if (faults.failRecord) {
+        const { object, externalId, n, statusCode, message, fields } = faults.failRecord;
+        this.failRecord(object, externalId, { statusCode, message, fields: fields ?? [] }, n);
+      }
       if (faults.outage !== undefined) this.setOutage(faults.outage);
       if (faults.latencyMs !== undefined) this.setLatency(faults.latencyMs);
       if (faults.expireTokens) this.expireTokens();
@@ -464,10 +464,10 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> 
   }
 }
 
-function copyRecord(record: UpsertRecord): UpsertRecord {
-  return { ...record, fields: { ...record.fields } };
-}
-
-function recordUrl(version: string, record: UpsertRecord): string {
-  return `/services/data/${version}/sobjects/${record.object}/${record.id}`;
+function safeDecode(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
 }

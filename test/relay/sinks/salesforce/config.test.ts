@@ -26,7 +26,7 @@ describe('SalesforceSinkConfig', () => {
 
   it('fills defaults', () => {
     const config = SalesforceSinkConfig.parse({ ...base, mappings: [{ eventType: 't', object: 'A__c', externalIdField: 'K__c', externalId: 'id' }] });
-    expect(config).toMatchObject({ loginUrl: 'https://login.salesforce.com', apiVersion: '60.0', timeoutMs: 15_000, concurrency: 4 });
+    expect(config).toMatchObject({ loginUrl: 'https://login.salesforce.com', apiVersion: '60.0', timeoutMs: 15_000, concurrency: 4, maxRecordsPerCall: 200 });
     expect(config.mappings[0]).toMatchObject({ apply: 'every', fields: {} });
   });
 
@@ -36,11 +36,13 @@ describe('SalesforceSinkConfig', () => {
     expect(issues({ ...base, mappings: [{ ...defaultSalesforceMappings[0], upsert: true }] })).not.toEqual([]);
   });
 
-  it('rejects an unknown auth flow, plain http to a remote host, old API versions and malformed paths', () => {
+  it('rejects an unknown auth flow, plain http to a remote host, old API versions, calls over 200 records and malformed paths', () => {
     expect(issues({ ...base, auth: { flow: 'password', clientId: 'a', clientSecret: 'b' } })[0]).toMatch(/^auth\.flow/);
     expect(issues({ ...base, loginUrl: 'http://login.salesforce.com' })[0]).toMatch(/^loginUrl: must use https/);
     expect(issues({ ...base, loginUrl: 'http://127.0.0.1:8080' })).toEqual([]);
     expect(issues({ ...base, apiVersion: '45.0' })[0]).toMatch(/^apiVersion/);
+    expect(issues({ ...base, maxRecordsPerCall: 201 })[0]).toMatch(/^maxRecordsPerCall/); // Salesforce's limit per sObject Collections call
+    expect(issues({ ...base, maxRecordsPerCall: 0 })[0]).toMatch(/^maxRecordsPerCall/);
     expect(issues({ ...base, mappings: [{ ...defaultSalesforceMappings[0], externalId: 'data..workOrder' }] })[0]).toMatch(/^mappings\.0\.externalId/);
   });
 

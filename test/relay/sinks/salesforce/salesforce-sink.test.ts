@@ -1,64 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { PermanentError, TransientError } from '../../../../protocols/errors.js';
-import { createLogger, type Logger } from '../../../../protocols/log.js';
-import { defaultSalesforceMappings, SalesforceSink, type SalesforceSinkConfigInput } from '../../../../relay/sinks/salesforce/index.js';
-import type { DeliveryItem, Outcome } from '../../../../relay/sinks/sink.js';
-import { SalesforceEmulator, type SalesforceEmulatorOptions, type UpsertEvent } from '../../../emulators/salesforce/salesforce-emulator.js';
+import { describe, expect, it } from 'vitest';
+import { PermanentError } from '../../../../protocols/errors.js';
+import type { UpsertEvent } from '../../../emulators/salesforce/salesforce-emulator.js';
 import { milestoneEvent, shipmentEvent } from './fixtures.js';
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
-
-function captureLogger(): { logger: Logger; text: () => string } {
-  const lines: string[] = [];
-  const logger = createLogger('salesforce-sink-test', { level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
-  return { logger, text: () => lines.join('') };
-}
-
-async function setup(
-  options: { emulator?: SalesforceEmulatorOptions; sink?: Partial<SalesforceSinkConfigInput> } = {},
-): Promise<{ emulator: SalesforceEmulator; sink: SalesforceSink; logs: () => string }> {
-  const emulator = await SalesforceEmulator.start(options.emulator);
-  const { logger, text } = captureLogger();
-  const sink = new SalesforceSink(
-    {
-      name: 'crm',
-      kind: 'salesforce',
-      loginUrl: emulator.url,
-      auth: { flow: 'client_credentials', clientId: 'plantlink-client', clientSecret: 'plantlink-secret' },
-      timeoutMs: 5_000,
-      mappings: defaultSalesforceMappings,
-      ...options.sink,
-    },
-    logger,
-  );
-  cleanups.push(async () => {
-    await sink.stop();
-    await emulator.stop();
-  });
-  return { emulator, sink, logs: text };
-}
-
-const fresh = (...events: ReturnType<typeof milestoneEvent>[]): DeliveryItem[] => events.map((event) => ({ event, stale: false }));
-
-function expectDelivered(outcome: Outcome | undefined): string[] {
-  if (outcome?.status !== 'delivered') throw new Error(`expected delivered, got ${JSON.stringify(outcome)}`);
-  return outcome.recordIds;
-}
-
-function expectErrored(outcome: Outcome | undefined): TransientError {
-  if (outcome?.status !== 'errored') throw new Error(`expected errored, got ${JSON.stringify(outcome)}`);
-  expect(outcome.error).toBeInstanceOf(TransientError);
-  return outcome.error;
-}
-
-function expectRejected(outcome: Outcome | undefined): PermanentError {
-  if (outcome?.status !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(outcome)}`);
-  expect(outcome.error).toBeInstanceOf(PermanentError);
-  return outcome.error;
-}
+import { expectDelivered, expectErrored, expectRejected, fresh, setup } from './harness.js';
 
 describe('SalesforceSink against the Salesforce emulator', () => {
   it('delivers a batch: one milestone record per event, the latest status per work order, ids returned in order', async () => {
@@ -94,7 +38,9 @@ describe('SalesforceSink against the Salesforce emulator', () => {
       ['WO-3', 'held'],
     ]);
     expect(emulator.record('Production_Order__c', 'WO-1')!.fields).toMatchObject({ Planned_Quantity__c: 500, Product__c: 'PUMP-7' });
-    expect(sink.quota()).toEqual({ used: 8, max: 100_000 });
+    // One sObject Collections call per round: milestones of WO-1/2/3, their orders, then WO-1's second milestone and order.
+    expect(emulator.stats().apiCalls).toBe(4);
+    expect(sink.quota()).toEqual({ used: 4, max: 100_000 });
   });
 
   it('delivers a shipment to Shipment__c by shipment number', async () => {
@@ -171,20 +117,24 @@ describe('SalesforceSink against the Salesforce emulator', () => {
     expect(emulator.record('Production_Order__c', 'WO-1')!.fields.Status__c).toBe('started');
   });
 
-  it('503 with Retry-After: the item is errored with retryAfterMs and the rest of the batch is not attempted', async () => {
+  it('503 with Retry-After: every item of the call is errored with retryAfterMs and the rest of the batch is not attempted', async () => {
     const { emulator, sink } = await setup({ sink: { concurrency: 1 } });
+    await sink.start();
     emulator.failNext(1, { status: 503, headers: { 'Retry-After': '5' } });
 
-    const outcomes = await sink.deliver(fresh(milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 2)));
+    const outcomes = await sink.deliver(fresh(milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 2), milestoneEvent('WO-1', 'started', 3)));
 
-    const first = expectErrored(outcomes[0]);
-    expect(first.retryAfterMs).toBe(5_000);
-    expect(first.message).toContain('upserting Production_Milestone__c/');
-    expect(first.message).toContain('HTTP 503');
-    const second = expectErrored(outcomes[1]);
-    expect(second.message).toMatch(/^not attempted/);
-    expect(second.retryAfterMs).toBe(5_000);
-    expect(emulator.stats().upserts).toBe(0);
+    // WO-1 and WO-2 shared the failed Production_Milestone__c call.
+    for (const outcome of outcomes.slice(0, 2)) {
+      const error = expectErrored(outcome);
+      expect(error.retryAfterMs).toBe(5_000);
+      expect(error.message).toContain('upserting Production_Milestone__c/');
+      expect(error.message).toContain('HTTP 503');
+    }
+    const later = expectErrored(outcomes[2]);
+    expect(later.message).toMatch(/^not attempted/);
+    expect(later.retryAfterMs).toBe(5_000);
+    expect(emulator.stats()).toMatchObject({ upserts: 0, requests: 2 }); // the token and the failed call, nothing after it
 
     const retried = await sink.deliver(fresh(milestoneEvent('WO-3', 'released', 3)));
     expectDelivered(retried[0]);
