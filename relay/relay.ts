@@ -35,7 +35,7 @@ export function createSink(config: SinkConfig, logger: Logger): { sink: Sink; li
   const runtime = { gate: limiter };
   switch (config.kind) {
     case 'salesforce':
-      return { sink: new SalesforceSink(config, log), limiter };
+      return { sink: new SalesforceSink(config, log, runtime), limiter };
     case 'hubspot':
       return { sink: new HubSpotSink(config, log, runtime), limiter };
     case 'netsuite':

@@ -6,12 +6,17 @@
  *     -> plantlink relay (child process: ingress, SQLite inbox, Salesforce sink)
  *     -> Salesforce-compatible CRM emulator (HTTP, OAuth, upsert by external id)
  *
- * Prints every production milestone as it lands in the CRM. Agent and relay logs go to
+ *   -> NetSuite-compatible ERP emulator (M2M OAuth, upsert by external id): releases and
+ *      completions only, chosen by a routing rule on an event attribute
+ *
+ * Prints every production milestone as it lands in the CRM, and every ERP write. Agent and relay logs go to
  * files in the demo folder, and their configs are left there to read.
  */
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NetSuiteEmulator } from '../emulators/netsuite/netsuite-emulator.js';
 import { SalesforceEmulator, type UpsertEvent } from '../emulators/salesforce/salesforce-emulator.js';
 import { PlantSimulator } from './plant/plant-simulator.js';
 import { PlantlinkProcess } from './processes.js';
@@ -30,6 +35,11 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const plant = await PlantSimulator.start({ lines, stepMs: 1000, quantityPerOrder: 4, holdEvery: 3, ...(options.workOrdersPerLine ? { workOrdersPerLine: options.workOrdersPerLine } : {}) });
   plant.pause(); // the lines start once the agent is subscribed, so the demo shows every milestone
   const crm = await SalesforceEmulator.start();
+  // The ERP authenticates the relay with a signed JWT (NetSuite M2M): a key pair for the demo.
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateKeyFile = join(dir, 'erp-m2m-key.pem');
+  writeFileSync(privateKeyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const erp = await NetSuiteEmulator.start({ clients: [{ clientId: 'plantlink-demo', certificateId: 'demo-cert', publicKey: keys.publicKey }] });
   const relayPort = await freePort();
   const { relayFile, agentFile } = writeStackConfigs(dir, {
     opcuaEndpoint: plant.endpointUrl,
@@ -37,9 +47,11 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     lines,
     salesforceUrl: crm.url,
     relayPort,
+    erp: { url: erp.url, clientId: 'plantlink-demo', certificateId: 'demo-cert', privateKeyFile },
   });
   out(`  plant simulator  ${plant.endpointUrl}  (lines ${lines.join(', ')})`);
-  out(`  CRM emulator     ${crm.url}`);
+  out(`  CRM emulator     ${crm.url}   (Salesforce REST: every milestone, and each work order's status)`);
+  out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed)`);
   out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
   out(`  agent            config ${agentFile}`);
   out(`  logs             ${join(dir, 'relay.log')}, ${join(dir, 'agent.log')}`);
@@ -68,6 +80,10 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     );
   });
 
+  erp.on('upsert', (e: { record: { recordType: string; externalId: string; id: string }; created: boolean }) => {
+    out(`${colour(90, new Date().toISOString().slice(11, 23))}  ${colour(34, 'ERP')}  ${e.record.externalId.padEnd(14)} ${colour(34, (e.created ? 'work order created' : 'work order updated').padEnd(18))} ${colour(90, `${e.record.recordType} internal id ${e.record.id}`)}`);
+  });
+
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -78,6 +94,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     await relay.stop();
     await plant.stop();
     await crm.stop();
+    await erp.stop();
     out(`demo files kept in ${dir}`);
     process.exit(code);
   };

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { issueToken } from '../../relay/ingress/agent-auth.js';
+import { defaultNetSuiteMappings } from '../../relay/sinks/netsuite/index.js';
 import { defaultSalesforceMappings } from '../../relay/sinks/salesforce/index.js';
 
 export interface StackPorts {
@@ -18,6 +19,8 @@ export interface StackPorts {
   relayPort: number;
   /** The agent connects here; defaults to the relay itself (set a proxy port to cut the network). */
   uplinkPort?: number;
+  /** A NetSuite-compatible ERP: when given, work-order releases and completions also go there. */
+  erp?: { url: string; clientId: string; certificateId: string; privateKeyFile: string };
 }
 
 /** A port that was free a moment ago (for child processes that must know each other's ports up front). */
@@ -44,8 +47,25 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
         timeoutMs: 5000,
         mappings: defaultSalesforceMappings,
       },
+      ...(ports.erp
+        ? [
+            {
+              name: 'erp',
+              kind: 'netsuite',
+              accountId: 'TSTDRV1234567',
+              baseUrl: ports.erp.url,
+              auth: { flow: 'client_credentials', clientId: ports.erp.clientId, certificateId: ports.erp.certificateId, privateKeyFile: ports.erp.privateKeyFile, algorithm: 'ES256' },
+              mappings: defaultNetSuiteMappings,
+            },
+          ]
+        : []),
     ],
-    routes: [{ name: 'everything-to-crm', match: {}, sinks: ['crm'] }],
+    routes: [
+      { name: 'everything-to-crm', match: {}, sinks: ['crm'] },
+      ...(ports.erp
+        ? [{ name: 'work-order-start-and-end-to-erp', match: { attributes: { 'data.milestone': ['released', 'completed'] } }, sinks: ['erp'] }]
+        : []),
+    ],
     delivery: options.fastRetries ? { batchSize: 50, backoff: { initialMs: 100, maxMs: 1000 }, pollMs: 200 } : { batchSize: 50 },
     log: { level: options.logLevel ?? 'info' },
   };

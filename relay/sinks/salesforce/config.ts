@@ -3,6 +3,7 @@
  * defaults and their cross-field rules. Types come from the schema.
  */
 import { z } from 'zod';
+import { RateLimitConfig } from '../../delivery/rate-limiter.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import { SHIPMENT_V1 } from '../../../protocols/events/shipment.v1.js';
 import { FieldPath } from '../mapping.js';
@@ -75,6 +76,7 @@ export const SalesforceSinkConfig = z
       .default('60.0')
       .describe(`REST API version, e.g. "60.0"; at least ${MIN_API_VERSION}.0.`),
     auth: SalesforceAuth,
+    rateLimit: RateLimitConfig.optional().describe('Request pacing for this API (token bucket, adapted on 429 and on Sforce-Limit-Info quota use).'),
     timeoutMs: z
       .number()
       .int()

@@ -40,6 +40,8 @@ export interface CollectionUpsertRequest {
 export type RecordResult = { success: true; id: string; created: boolean } | { success: false; errors: SalesforceErrorItem[] };
 
 export interface RestClientOptions {
+  /** HTTP client (paced by the sink's rate limiter); defaults to global fetch. */
+  fetch?: typeof fetch;
   apiVersion: string;
   timeoutMs: number;
   stopSignal: AbortSignal;
@@ -103,7 +105,7 @@ export class SalesforceRestClient {
   private async send(token: AccessToken, path: string, body: string, what: string): Promise<Answer> {
     const url = `${token.instanceUrl}/services/data/v${this.options.apiVersion}/${path}`;
     try {
-      const res = await fetch(url, {
+      const res = await (this.options.fetch ?? fetch)(url, {
         method: 'PATCH',
         headers: { Authorization: `Bearer ${token.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
         body,

@@ -24,6 +24,7 @@
  *   allocation. Items not fully attempted are `errored` with the same retry hint.
  */
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { planCalls, type CollectionCall } from './calls.js';
@@ -53,7 +54,7 @@ export class SalesforceSink implements Sink {
   private quotaWarned = false;
 
   /** Parses `config` (throws a ZodError when it is invalid). */
-  constructor(config: SalesforceSinkConfigInput, logger: Logger) {
+  constructor(config: SalesforceSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
     this.config = SalesforceSinkConfig.parse(config);
     this.name = this.config.name;
     this.logger = logger.child({ sink: this.name, kind: this.kind });
@@ -63,6 +64,7 @@ export class SalesforceSink implements Sink {
       this.logger,
     );
     this.client = new SalesforceRestClient(this.tokens, {
+      fetch: pacedFetch(runtime.gate),
       apiVersion: this.config.apiVersion,
       timeoutMs: this.config.timeoutMs,
       stopSignal: this.stopController.signal,
