@@ -30,7 +30,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   mkdirSync(dir, { recursive: true });
   const out = (s: string) => process.stdout.write(`${s}\n`);
 
-  out(colour(1, 'plantlink demo: plant (OPC UA) -> agent -> relay -> CRM (Salesforce emulator), all on loopback'));
+  out(colour(1, 'plantlink demo: plant (OPC UA) -> agent -> relay -> CRM (Salesforce emulator) and ERP (NetSuite emulator), all on loopback'));
   const lines = ['L1', 'L2'];
   const plant = await PlantSimulator.start({ lines, stepMs: 1000, quantityPerOrder: 4, holdEvery: 3, ...(options.workOrdersPerLine ? { workOrdersPerLine: options.workOrdersPerLine } : {}) });
   plant.pause(); // the lines start once the agent is subscribed, so the demo shows every milestone
