@@ -166,6 +166,8 @@ export class Inbox {
         next_attempt_ms INTEGER NOT NULL, last_error TEXT, error_code TEXT, record_ids TEXT, updated_ms INTEGER NOT NULL,
         PRIMARY KEY (sink, inbox_seq));
       CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
+      -- Walks pending deliveries oldest first, so 'due' stops after LIMIT rows instead of sorting the backlog.
+      CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, status, inbox_seq);
       CREATE TABLE IF NOT EXISTS subject_versions (
         sink TEXT NOT NULL, subject TEXT NOT NULL, time_ms INTEGER NOT NULL, plantseq INTEGER NOT NULL, PRIMARY KEY (sink, subject));
       CREATE TABLE IF NOT EXISTS ingress_rejections (
