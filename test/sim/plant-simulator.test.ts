@@ -101,7 +101,7 @@ describe('PlantSimulator', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(sim.truth.length).toBe(before); // progression paused with the server
     const lastTs = sim.truth.at(-1)!.sourceTimestampMs;
-    await sim.restartServer();
+    await sim.restartServer({ holdUntilObserved: true });
     sim.pause();
     expect(sim.port).toBe(port);
     const s = await session(sim.endpointUrl);

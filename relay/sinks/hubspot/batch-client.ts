@@ -7,6 +7,7 @@
  * Returns answers; never throws. A 200/207 is parsed into results and per-input
  * errors; anything else, or no answer at all, comes back as a classified verdict.
  */
+import { fetchAnswer } from '../shared/timed-fetch.js';
 import { classifyCallAnswer, classifyNetworkError, parseErrorBody, parseRateHeaders, type HubSpotError, type HubSpotQuota, type Verdict } from './classify.js';
 
 export interface BatchInput {
@@ -71,21 +72,20 @@ export class HubSpotBatchClient {
     body?: unknown,
   ): Promise<{ ok: true; status: number; headers: Headers; text: string } | { ok: false; verdict: Verdict }> {
     try {
-      const res = await (this.options.fetch ?? fetch)(`${this.base}${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.options.token}`,
-          Accept: 'application/json',
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
-      });
-      const text = await res.text();
-      const quota = parseRateHeaders(res.headers);
+      const headers = {
+        Authorization: `Bearer ${this.options.token}`,
+        Accept: 'application/json',
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      };
+      const answer = await fetchAnswer(
+        this.options.fetch ?? fetch,
+        `${this.base}${path}`,
+        { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) },
+        this.options,
+      );
+      const quota = parseRateHeaders(answer.headers);
       if (quota) this.options.onQuota(quota);
-      return { ok: true, status: res.status, headers: res.headers, text };
+      return { ok: true, ...answer };
     } catch (error) {
       return { ok: false, verdict: classifyNetworkError(error, this.options.timeoutMs) };
     }

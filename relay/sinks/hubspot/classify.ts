@@ -19,7 +19,8 @@
  * Messages name what was attempted and HubSpot's own words; they never carry request
  * bodies or the token.
  */
-import { describeError, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { describeNetworkFailure, notAttempted as notAttemptedAfter } from '../shared/failures.js';
 
 /** HubSpot's error body; every field optional, as HubSpot's docs advise. */
 export interface HubSpotError {
@@ -144,10 +145,7 @@ export function classifyInputError(error: HubSpotError): Verdict {
 
 /** Classifies a failure to get any HTTP answer (refused, reset, DNS, timeout, abort). */
 export function classifyNetworkError(error: unknown, timeoutMs: number): Verdict {
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError') return { kind: 'transient', detail: `no answer within ${timeoutMs} ms`, cause: error };
-  if (name === 'AbortError') return { kind: 'transient', detail: 'aborted because the sink is stopping', cause: error };
-  return { kind: 'transient', detail: describeError(error), cause: error };
+  return { kind: 'transient', detail: describeNetworkFailure(error, timeoutMs), cause: error };
 }
 
 /** The error for the attempt `what` (e.g. "upserting deals/WO-1") that got `verdict`. */
@@ -161,10 +159,7 @@ export function toError(what: string, verdict: Verdict): TransientError | Perman
 
 /** An item not attempted because an earlier call of its batch failed transiently: same hint. */
 export function notAttempted(cause: TransientError): TransientError {
-  return new TransientError(`not attempted: an earlier HubSpot call in this batch failed transiently (${cause.message})`, {
-    cause,
-    ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
-  });
+  return notAttemptedAfter('HubSpot call', cause);
 }
 
 const count = (value: string | null): number | undefined => {

@@ -16,13 +16,14 @@
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
+import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { HubSpotBatchClient } from './batch-client.js';
 import { runBatch } from './batch-run.js';
 import { toError, type HubSpotQuota } from './classify.js';
 import { HubSpotSinkConfig, type HubSpotSinkConfigInput } from './config.js';
 
-export type HubSpotSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+export type HubSpotSinkState = SinkState;
 
 /** Below this share of the daily limit left, a warning is logged (once per crossing). */
 const DAILY_WARN_RATIO = 0.1;
@@ -32,11 +33,9 @@ export class HubSpotSink implements Sink {
   readonly kind = 'hubspot';
   readonly config: HubSpotSinkConfig;
 
-  private state: HubSpotSinkState = 'INITIALIZED';
+  private readonly lifecycle: SinkLifecycle;
   private readonly logger: Logger;
-  private readonly stopController = new AbortController();
   private readonly client: HubSpotBatchClient;
-  private readonly batches = new Set<Promise<Outcome[]>>();
   private lastQuota: HubSpotQuota | undefined;
   private dailyWarned = false;
 
@@ -44,13 +43,14 @@ export class HubSpotSink implements Sink {
   constructor(config: HubSpotSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
     this.config = HubSpotSinkConfig.parse(config);
     this.name = this.config.name;
+    this.lifecycle = new SinkLifecycle(`HubSpot sink "${this.name}"`);
     this.logger = logger.child({ sink: this.name, kind: this.kind });
     this.client = new HubSpotBatchClient({
       fetch: pacedFetch(runtime.gate),
       baseUrl: this.config.baseUrl,
       token: this.config.token,
       timeoutMs: this.config.timeoutMs,
-      stopSignal: this.stopController.signal,
+      stopSignal: this.lifecycle.stopSignal,
       onQuota: (quota) => this.noteQuota(quota),
     });
   }
@@ -62,40 +62,25 @@ export class HubSpotSink implements Sink {
    * deliveries go ahead: they classify their own failures.
    */
   async start(): Promise<void> {
-    if (this.state !== 'INITIALIZED') return;
-    this.state = 'RUNNING';
+    if (!this.lifecycle.begin()) return;
     const objectType = this.config.mappings[0]!.objectType;
     const verdict = await this.client.probe(objectType);
     if (!verdict) return;
     const what = `starting HubSpot sink "${this.name}": reading ${objectType}`;
     if (verdict.kind === 'transient' && verdict.auth) {
-      this.state = 'STOPPED';
+      this.lifecycle.failStart();
       throw new PermanentError(`${what}: ${verdict.detail}`, { code: 'INVALID_AUTHENTICATION' });
     }
     this.logger.warn({ err: toError(what, verdict).message }, 'HubSpot check at start failed; deliveries will go ahead and retry as needed');
   }
 
   async deliver(items: DeliveryItem[]): Promise<Outcome[]> {
-    if (this.state === 'STOPPING' || this.state === 'STOPPED') {
-      const error = new TransientError(`HubSpot sink "${this.name}" is stopped`);
-      return items.map(() => ({ status: 'errored', error }));
-    }
-    const batch = this.deliverBatch(items);
-    this.batches.add(batch);
-    try {
-      return await batch;
-    } finally {
-      this.batches.delete(batch);
-    }
+    return this.lifecycle.run(items, (batch) => this.deliverBatch(batch));
   }
 
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    this.state = 'STOPPING';
-    this.stopController.abort();
-    await Promise.allSettled([...this.batches]);
-    this.state = 'STOPPED';
+    return this.lifecycle.stop();
   }
 
   /** Rate-limit state from the last `X-HubSpot-RateLimit-*` headers seen, if any. */

@@ -23,6 +23,9 @@ import type { KeyObject } from 'node:crypto';
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
+import { notAttempted } from '../shared/failures.js';
+import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
+import { attemptBySubject } from '../shared/subject-order.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { loadPrivateKey } from './assertion.js';
 import { netSuiteBaseUrl, NetSuiteSinkConfig, type NetSuiteSinkConfigInput } from './config.js';
@@ -30,7 +33,7 @@ import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
 import { NetSuiteRestClient, type GovernanceLimits } from './rest-client.js';
 
-export type NetSuiteSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+export type NetSuiteSinkState = SinkState;
 
 export interface NetSuiteSinkOptions {
   /** Paces API calls (relay/delivery/rate-limiter.ts). */
@@ -44,12 +47,10 @@ export class NetSuiteSink implements Sink {
   readonly kind = 'netsuite';
   readonly config: NetSuiteSinkConfig;
 
-  private state: NetSuiteSinkState = 'INITIALIZED';
+  private readonly lifecycle: SinkLifecycle;
   private readonly logger: Logger;
-  private readonly stopController = new AbortController();
   private readonly tokens: TokenSource;
   private readonly client: NetSuiteRestClient;
-  private readonly batches = new Set<Promise<Outcome[]>>();
   private limits: GovernanceLimits | undefined;
 
   /**
@@ -60,6 +61,7 @@ export class NetSuiteSink implements Sink {
   constructor(config: NetSuiteSinkConfigInput, logger: Logger, options: NetSuiteSinkOptions = {}) {
     this.config = NetSuiteSinkConfig.parse(config);
     this.name = this.config.name;
+    this.lifecycle = new SinkLifecycle(`NetSuite sink "${this.name}"`);
     this.logger = logger.child({ sink: this.name, kind: this.kind });
     const { auth } = this.config;
     const privateKey: KeyObject = loadPrivateKey(auth, auth.algorithm);
@@ -73,12 +75,12 @@ export class NetSuiteSink implements Sink {
         algorithm: auth.algorithm,
         scopes: auth.scope.split(','),
         timeoutMs: this.config.timeoutMs,
-        stopSignal: this.stopController.signal,
+        stopSignal: this.lifecycle.stopSignal,
         now: options.now ?? Date.now,
       },
       this.logger,
     );
-    this.client = new NetSuiteRestClient(this.tokens, { baseUrl, timeoutMs: this.config.timeoutMs, stopSignal: this.stopController.signal, fetch: pacedFetch(options.gate) });
+    this.client = new NetSuiteRestClient(this.tokens, { baseUrl, timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal, fetch: pacedFetch(options.gate) });
   }
 
   /**
@@ -89,42 +91,17 @@ export class NetSuiteSink implements Sink {
    * above the integration's limit a warning is logged.
    */
   async start(): Promise<void> {
-    if (this.state !== 'INITIALIZED') return;
-    this.state = 'RUNNING';
-    try {
-      await this.tokens.get();
-    } catch (error) {
-      if (error instanceof PermanentError) {
-        this.state = 'STOPPED';
-        throw new PermanentError(`starting NetSuite sink "${this.name}": ${error.message}`, { code: error.code, cause: error });
-      }
-      this.logger.warn({ err: describeError(error) }, 'NetSuite is not reachable yet; deliveries will retry');
-      return;
-    }
-    await this.checkGovernance();
+    if (!this.lifecycle.begin()) return;
+    if (await this.lifecycle.firstContact(() => this.tokens.get(), 'NetSuite', this.logger)) await this.checkGovernance();
   }
 
   async deliver(items: DeliveryItem[]): Promise<Outcome[]> {
-    if (this.state === 'STOPPING' || this.state === 'STOPPED') {
-      const error = new TransientError(`NetSuite sink "${this.name}" is stopped`);
-      return items.map(() => ({ status: 'errored', error }));
-    }
-    const batch = this.deliverBatch(items);
-    this.batches.add(batch);
-    try {
-      return await batch;
-    } finally {
-      this.batches.delete(batch);
-    }
+    return this.lifecycle.run(items, (batch) => this.deliverBatch(batch));
   }
 
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    this.state = 'STOPPING';
-    this.stopController.abort();
-    await Promise.allSettled([...this.batches]);
-    this.state = 'STOPPED';
+    return this.lifecycle.stop();
   }
 
   /** Concurrency limits read at start, if NetSuite answered them. */
@@ -150,30 +127,21 @@ export class NetSuiteSink implements Sink {
 
   private async deliverBatch(items: DeliveryItem[]): Promise<Outcome[]> {
     const outcomes = new Array<Outcome | undefined>(items.length);
-    const groups = groupBySubject(items);
-    let halt: TransientError | undefined;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < groups.length) {
-        const group = groups[next++]!;
-        for (const index of group) {
-          if (halt) {
-            outcomes[index] = { status: 'errored', error: notAttempted(halt) };
-            continue;
-          }
-          const outcome = await this.deliverItem(items[index]!);
-          outcomes[index] = outcome;
-          if (outcome.status === 'errored' && !halt) {
-            halt = outcome.error;
-            this.logger.warn(
-              { correlationid: items[index]!.event.correlationid, err: outcome.error.message, retryAfterMs: outcome.error.retryAfterMs },
-              'NetSuite write failed transiently; the rest of the batch is not attempted',
-            );
-          }
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.config.concurrency, groups.length) }, worker));
+    await attemptBySubject(
+      items,
+      items.map((_, index) => index),
+      outcomes,
+      {
+        concurrency: this.config.concurrency,
+        attempt: (item) => this.deliverItem(item),
+        notAttempted: (cause) => notAttempted('write', cause),
+        onHalt: (item, error) =>
+          this.logger.warn(
+            { correlationid: item.event.correlationid, err: error.message, retryAfterMs: error.retryAfterMs },
+            'NetSuite write failed transiently; the rest of the batch is not attempted',
+          ),
+      },
+    );
     const result = outcomes.map((o) => o ?? { status: 'errored' as const, error: new TransientError('item not processed') });
     this.logger.debug(
       {
@@ -211,26 +179,4 @@ export class NetSuiteSink implements Sink {
     );
     return { status: 'rejected', error };
   }
-}
-
-/**
- * Item indexes grouped by subject, groups in order of first appearance, items in batch
- * order. Same scheduling as the Salesforce sink; kept per sink until a third sink
- * needs it, then it moves to relay/sinks/.
- */
-function groupBySubject(items: readonly DeliveryItem[]): number[][] {
-  const groups = new Map<string, number[]>();
-  items.forEach((item, index) => {
-    const group = groups.get(item.event.subject);
-    if (group) group.push(index);
-    else groups.set(item.event.subject, [index]);
-  });
-  return [...groups.values()];
-}
-
-function notAttempted(cause: TransientError): TransientError {
-  return new TransientError(`not attempted: an earlier write in this batch failed transiently (${cause.message})`, {
-    cause,
-    ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
-  });
 }

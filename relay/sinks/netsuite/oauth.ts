@@ -14,6 +14,8 @@ import type { KeyObject } from 'node:crypto';
 import { TransientError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
 import { signClientAssertion, type AssertionAlgorithm } from './assertion.js';
+import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
+import { TokenCache } from '../shared/token-cache.js';
 import { classifyNetworkError, classifyTokenResponse } from './classify.js';
 
 export interface AccessToken {
@@ -51,24 +53,24 @@ const DEFAULT_LIFETIME_S = 3600;
 const refreshMarginMs = (lifetimeMs: number): number => Math.min(5 * 60_000, lifetimeMs / 4);
 
 export class ClientCredentialsTokenSource implements TokenSource {
-  private current: AccessToken | undefined;
-  private pending: Promise<AccessToken> | undefined;
+  private readonly cache: TokenCache<AccessToken>;
 
   constructor(
     private readonly options: ClientCredentialsOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.cache = new TokenCache(
+      () => this.request(),
+      (token) => options.now() < token.refreshAt,
+    );
+  }
 
   get(): Promise<AccessToken> {
-    if (this.current && this.options.now() < this.current.refreshAt) return Promise.resolve(this.current);
-    this.pending ??= this.request().finally(() => {
-      this.pending = undefined;
-    });
-    return this.pending;
+    return this.cache.get();
   }
 
   invalidate(token: AccessToken): void {
-    if (this.current === token) this.current = undefined;
+    this.cache.invalidate(token);
   }
 
   private async request(): Promise<AccessToken> {
@@ -82,27 +84,21 @@ export class ClientCredentialsTokenSource implements TokenSource {
       nowMs: requestedAt,
     });
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: assertion });
-    let status: number;
-    let headers: Headers;
-    let text: string;
+    let answer: Answer;
     try {
-      const res = await fetch(options.tokenUrl, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-        body: form.toString(),
-        // Never follow a redirect with a signed assertion in the body.
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(options.timeoutMs), options.stopSignal]),
-      });
-      status = res.status;
-      headers = res.headers;
-      text = await res.text();
+      // Never follows a redirect (timedFetch), so the signed assertion goes to tokenUrl only.
+      answer = await fetchAnswer(
+        fetch,
+        options.tokenUrl,
+        { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' }, body: form.toString() },
+        options,
+      );
     } catch (error) {
       throw classifyNetworkError('requesting a NetSuite access token', error, options.timeoutMs);
     }
+    const { status, headers, text } = answer;
     if (status !== 200) throw classifyTokenResponse(status, headers, text);
     const token = this.parse(text, requestedAt);
-    this.current = token;
     this.logger.info({ expiresInS: Math.round((token.expiresAt - requestedAt) / 1000) }, 'obtained a NetSuite access token');
     return token;
   }

@@ -12,6 +12,8 @@
  * dropped, whatever the account's default.
  */
 import { PermanentError } from '../../../protocols/errors.js';
+import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
+import { sendWithTokenRetry } from '../shared/token-retry.js';
 import { authRefused, classifyApiResponse, classifyNetworkError, withContext } from './classify.js';
 import type { AccessToken, TokenSource } from './oauth.js';
 
@@ -40,12 +42,6 @@ export interface RestClientOptions {
   baseUrl: string;
   timeoutMs: number;
   stopSignal: AbortSignal;
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
 }
 
 export class NetSuiteRestClient {
@@ -86,26 +82,12 @@ export class NetSuiteRestClient {
     }
   }
 
-  private async call(what: string, method: 'PUT' | 'GET', path: string, body?: unknown): Promise<Answer> {
-    let token = await this.token(what);
-    let answer = await this.send(token, method, path, body, what);
-    if (answer.status === 401) {
-      this.tokens.invalidate(token);
-      token = await this.token(what);
-      answer = await this.send(token, method, path, body, what);
-      if (answer.status === 401) {
-        throw authRefused(what, new PermanentError('INVALID_LOGIN: a fresh access token was refused too', { code: 'INVALID_LOGIN' }));
-      }
-    }
-    return answer;
-  }
-
-  private async token(what: string): Promise<AccessToken> {
-    try {
-      return await this.tokens.get();
-    } catch (error) {
-      throw error instanceof PermanentError ? authRefused(what, error) : withContext(what, error);
-    }
+  private call(what: string, method: 'PUT' | 'GET', path: string, body?: unknown): Promise<Answer> {
+    return sendWithTokenRetry(this.tokens, (token) => this.send(token, method, path, body, what), {
+      what,
+      authRefused,
+      refusedTwice: () => new PermanentError('INVALID_LOGIN: a fresh access token was refused too', { code: 'INVALID_LOGIN' }),
+    });
   }
 
   private async send(token: AccessToken, method: 'PUT' | 'GET', path: string, body: unknown, what: string): Promise<Answer> {
@@ -115,14 +97,12 @@ export class NetSuiteRestClient {
       headers['X-NetSuite-PropertyNameValidation'] = 'Error';
     }
     try {
-      const res = await (this.options.fetch ?? fetch)(`${this.options.baseUrl}${path}`, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
-      });
-      return { status: res.status, headers: res.headers, text: await res.text() };
+      return await fetchAnswer(
+        this.options.fetch ?? fetch,
+        `${this.options.baseUrl}${path}`,
+        { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) },
+        this.options,
+      );
     } catch (error) {
       throw classifyNetworkError(what, error, this.options.timeoutMs);
     }

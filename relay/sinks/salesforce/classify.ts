@@ -17,7 +17,11 @@
  * Messages name what was attempted and Salesforce's own words; they never carry
  * request bodies, tokens or secrets.
  */
-import { describeError, isRetryableStatus, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { isRetryableStatus, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { describeOAuthError } from '../shared/oauth-error.js';
+
+/** Network failures and added context read the same for every sink (shared/failures.ts). */
+export { classifyNetworkError, withContext } from '../shared/failures.js';
 
 export interface SalesforceErrorItem {
   message: string;
@@ -98,26 +102,9 @@ export function classifyApiResponse(what: string, status: number, headers: Heade
   return new PermanentError(errors.length > 0 ? `${what}: ${detail}` : `${what}: HTTP ${status}: ${detail}`, { code: code ?? `http_${status}` });
 }
 
-/** Classifies a failure to get any HTTP answer (refused, reset, DNS, timeout, abort). */
-export function classifyNetworkError(what: string, error: unknown, timeoutMs: number): TransientError {
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError') return new TransientError(`${what}: no answer within ${timeoutMs} ms`, { cause: error });
-  if (name === 'AbortError') return new TransientError(`${what}: aborted because the sink is stopping`, { cause: error });
-  return new TransientError(`${what}: ${describeError(error)}`, { cause: error });
-}
-
 /** Classifies a non-success answer of the OAuth token endpoint: `{ error, error_description }`. */
 export function classifyTokenResponse(status: number, headers: Headers, text: string): TransientError | PermanentError {
-  let error: string | undefined;
-  let description: string | undefined;
-  try {
-    const body = JSON.parse(text) as { error?: unknown; error_description?: unknown };
-    if (typeof body.error === 'string') error = body.error;
-    if (typeof body.error_description === 'string') description = body.error_description;
-  } catch {
-    // Not JSON (a proxy page): only the status is reported, never the body.
-  }
-  const detail = error ? `${error}${description ? `: ${description}` : ''}` : `HTTP ${status}`;
+  const { error, detail } = describeOAuthError(status, text);
   const what = 'requesting a Salesforce access token';
   if (isRetryableStatus(status)) return new TransientError(`${what}: HTTP ${status}: ${detail}`, { retryAfterMs: parseRetryAfter(headers.get('retry-after')) });
   return new PermanentError(`${what}: ${detail}`, { code: error ?? `http_${status}` });
@@ -132,18 +119,6 @@ export function authRefused(what: string, error: PermanentError): TransientError
     cause: error,
     retryAfterMs: AUTH_RETRY_MS,
   });
-}
-
-/** Re-raises a classified failure with more context, keeping its kind and retry hint. */
-export function withContext(what: string, error: unknown): TransientError | PermanentError {
-  if (error instanceof PermanentError) return new PermanentError(`${what}: ${error.message}`, { code: error.code, cause: error });
-  if (error instanceof TransientError) {
-    return new TransientError(`${what}: ${error.message}`, {
-      cause: error,
-      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
-    });
-  }
-  return new TransientError(`${what}: ${describeError(error)}`, { cause: error });
 }
 
 /** `Sforce-Limit-Info: api-usage=18/5000[; per-app-api-usage=...]` -> { used, max }. */

@@ -9,6 +9,8 @@
  */
 import { PermanentError, TransientError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
+import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
+import { TokenCache } from '../shared/token-cache.js';
 import { classifyNetworkError, classifyTokenResponse } from './classify.js';
 
 export interface AccessToken {
@@ -35,8 +37,8 @@ export interface ClientCredentialsOptions {
 const isLoopback = (host: string): boolean => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 export class ClientCredentialsTokenSource implements TokenSource {
-  private current: AccessToken | undefined;
-  private pending: Promise<AccessToken> | undefined;
+  /** No expiry to watch: a token is fresh until a 401 makes the caller invalidate it. */
+  private readonly cache = new TokenCache(() => this.request());
 
   constructor(
     private readonly options: ClientCredentialsOptions,
@@ -44,15 +46,11 @@ export class ClientCredentialsTokenSource implements TokenSource {
   ) {}
 
   get(): Promise<AccessToken> {
-    if (this.current) return Promise.resolve(this.current);
-    this.pending ??= this.request().finally(() => {
-      this.pending = undefined;
-    });
-    return this.pending;
+    return this.cache.get();
   }
 
   invalidate(token: AccessToken): void {
-    if (this.current === token) this.current = undefined;
+    this.cache.invalidate(token);
   }
 
   private async request(): Promise<AccessToken> {
@@ -62,27 +60,21 @@ export class ClientCredentialsTokenSource implements TokenSource {
       client_id: this.options.clientId,
       client_secret: this.options.clientSecret,
     });
-    let status: number;
-    let headers: Headers;
-    let text: string;
+    let answer: Answer;
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-        body: form.toString(),
-        // Never follow a redirect with the client secret in the body.
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
-      });
-      status = res.status;
-      headers = res.headers;
-      text = await res.text();
+      // Never follows a redirect (timedFetch), so the client secret goes to loginUrl only.
+      answer = await fetchAnswer(
+        fetch,
+        url,
+        { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' }, body: form.toString() },
+        this.options,
+      );
     } catch (error) {
       throw classifyNetworkError('requesting a Salesforce access token', error, this.options.timeoutMs);
     }
+    const { status, headers, text } = answer;
     if (status !== 200) throw classifyTokenResponse(status, headers, text);
     const token = this.parse(text);
-    this.current = token;
     this.logger.info({ instanceUrl: token.instanceUrl }, 'obtained a Salesforce access token');
     return token;
   }

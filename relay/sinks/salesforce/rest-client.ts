@@ -21,9 +21,10 @@ import {
   classifyNetworkError,
   parseLimitInfo,
   parseRecordErrors,
-  withContext,
   type SalesforceErrorItem,
 } from './classify.js';
+import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
+import { sendWithTokenRetry } from '../shared/token-retry.js';
 import type { AccessToken, TokenSource } from './oauth.js';
 
 /** Salesforce's documented maximum of records in one sObject Collections request. */
@@ -46,12 +47,6 @@ export interface RestClientOptions {
   timeoutMs: number;
   stopSignal: AbortSignal;
   onLimitInfo: (usage: { used: number; max: number }) => void;
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
 }
 
 export class SalesforceRestClient {
@@ -80,42 +75,26 @@ export class SalesforceRestClient {
   }
 
   /** Sends a PATCH with the current token; on 401, once more with a fresh one. */
-  private async call(path: string, body: string, what: string): Promise<Answer> {
-    let token = await this.token(what);
-    let answer = await this.send(token, path, body, what);
-    if (answer.status === 401) {
-      this.tokens.invalidate(token);
-      token = await this.token(what);
-      answer = await this.send(token, path, body, what);
-      if (answer.status === 401) {
-        throw authRefused(what, new PermanentError('INVALID_SESSION_ID: a fresh access token was refused too', { code: 'INVALID_SESSION_ID' }));
-      }
-    }
-    return answer;
-  }
-
-  private async token(what: string): Promise<AccessToken> {
-    try {
-      return await this.tokens.get();
-    } catch (error) {
-      throw error instanceof PermanentError ? authRefused(what, error) : withContext(what, error);
-    }
+  private call(path: string, body: string, what: string): Promise<Answer> {
+    return sendWithTokenRetry(this.tokens, (token) => this.send(token, path, body, what), {
+      what,
+      authRefused,
+      refusedTwice: () => new PermanentError('INVALID_SESSION_ID: a fresh access token was refused too', { code: 'INVALID_SESSION_ID' }),
+    });
   }
 
   private async send(token: AccessToken, path: string, body: string, what: string): Promise<Answer> {
     const url = `${token.instanceUrl}/services/data/v${this.options.apiVersion}/${path}`;
     try {
-      const res = await (this.options.fetch ?? fetch)(url, {
-        method: 'PATCH',
-        headers: { Authorization: `Bearer ${token.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.options.stopSignal]),
-      });
-      const text = await res.text();
-      const usage = parseLimitInfo(res.headers.get('sforce-limit-info'));
+      const answer = await fetchAnswer(
+        this.options.fetch ?? fetch,
+        url,
+        { method: 'PATCH', headers: { Authorization: `Bearer ${token.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body },
+        this.options,
+      );
+      const usage = parseLimitInfo(answer.headers.get('sforce-limit-info'));
       if (usage) this.options.onLimitInfo(usage);
-      return { status: res.status, headers: res.headers, text };
+      return answer;
     } catch (error) {
       throw classifyNetworkError(what, error, this.options.timeoutMs);
     }

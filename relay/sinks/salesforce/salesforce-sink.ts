@@ -26,6 +26,8 @@
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
+import { notAttempted } from '../shared/failures.js';
+import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { planCalls, type CollectionCall } from './calls.js';
 import { classifyRecordErrors, withContext } from './classify.js';
@@ -34,7 +36,7 @@ import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
 import { SalesforceRestClient, type RecordResult } from './rest-client.js';
 
-export type SalesforceSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+export type SalesforceSinkState = SinkState;
 
 /** Above this share of the daily API allocation, a warning is logged (once per crossing). */
 const QUOTA_WARN_RATIO = 0.9;
@@ -44,12 +46,10 @@ export class SalesforceSink implements Sink {
   readonly kind = 'salesforce';
   readonly config: SalesforceSinkConfig;
 
-  private state: SalesforceSinkState = 'INITIALIZED';
+  private readonly lifecycle: SinkLifecycle;
   private readonly logger: Logger;
-  private readonly stopController = new AbortController();
   private readonly tokens: TokenSource;
   private readonly client: SalesforceRestClient;
-  private readonly batches = new Set<Promise<Outcome[]>>();
   private lastQuota: { used: number; max: number } | undefined;
   private quotaWarned = false;
 
@@ -57,17 +57,18 @@ export class SalesforceSink implements Sink {
   constructor(config: SalesforceSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
     this.config = SalesforceSinkConfig.parse(config);
     this.name = this.config.name;
+    this.lifecycle = new SinkLifecycle(`Salesforce sink "${this.name}"`);
     this.logger = logger.child({ sink: this.name, kind: this.kind });
     const { auth } = this.config;
     this.tokens = new ClientCredentialsTokenSource(
-      { loginUrl: this.config.loginUrl, clientId: auth.clientId, clientSecret: auth.clientSecret, timeoutMs: this.config.timeoutMs, stopSignal: this.stopController.signal },
+      { loginUrl: this.config.loginUrl, clientId: auth.clientId, clientSecret: auth.clientSecret, timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal },
       this.logger,
     );
     this.client = new SalesforceRestClient(this.tokens, {
       fetch: pacedFetch(runtime.gate),
       apiVersion: this.config.apiVersion,
       timeoutMs: this.config.timeoutMs,
-      stopSignal: this.stopController.signal,
+      stopSignal: this.lifecycle.stopSignal,
       onLimitInfo: (usage) => this.noteQuota(usage),
     });
   }
@@ -78,40 +79,17 @@ export class SalesforceSink implements Sink {
    * deliveries retry later.
    */
   async start(): Promise<void> {
-    if (this.state !== 'INITIALIZED') return;
-    this.state = 'RUNNING';
-    try {
-      await this.tokens.get();
-    } catch (error) {
-      if (error instanceof PermanentError) {
-        this.state = 'STOPPED';
-        throw new PermanentError(`starting Salesforce sink "${this.name}": ${error.message}`, { code: error.code, cause: error });
-      }
-      this.logger.warn({ err: describeError(error) }, 'Salesforce is not reachable yet; deliveries will retry');
-    }
+    if (!this.lifecycle.begin()) return;
+    await this.lifecycle.firstContact(() => this.tokens.get(), 'Salesforce', this.logger);
   }
 
   async deliver(items: DeliveryItem[]): Promise<Outcome[]> {
-    if (this.state === 'STOPPING' || this.state === 'STOPPED') {
-      const error = new TransientError(`Salesforce sink "${this.name}" is stopped`);
-      return items.map(() => ({ status: 'errored', error }));
-    }
-    const batch = this.deliverBatch(items);
-    this.batches.add(batch);
-    try {
-      return await batch;
-    } finally {
-      this.batches.delete(batch);
-    }
+    return this.lifecycle.run(items, (batch) => this.deliverBatch(batch));
   }
 
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    this.state = 'STOPPING';
-    this.stopController.abort();
-    await Promise.allSettled([...this.batches]);
-    this.state = 'STOPPED';
+    return this.lifecycle.stop();
   }
 
   /** API usage from the last `Sforce-Limit-Info` header seen, if any. */
@@ -163,7 +141,7 @@ export class SalesforceSink implements Sink {
       if (failure) return { status: 'errored', error: failure };
       const written = recordIds.filter((id): id is string => id !== undefined);
       if (written.length === recordIds.length) return { status: 'delivered', recordIds: written };
-      return { status: 'errored', error: notAttempted(halt ?? new TransientError('the batch ended before this item was written')) };
+      return { status: 'errored', error: notAttempted('call', halt ?? new TransientError('the batch ended before this item was written')) };
     });
     this.logger.debug(
       {
@@ -234,11 +212,4 @@ interface ItemProgress {
 
 function noteFailure(item: ItemProgress, failure: TransientError | PermanentError): void {
   if (item.failure === undefined || (failure instanceof PermanentError && item.failure instanceof TransientError)) item.failure = failure;
-}
-
-function notAttempted(cause: TransientError): TransientError {
-  return new TransientError(`not attempted: an earlier call in this batch failed transiently (${cause.message})`, {
-    cause,
-    ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
-  });
 }

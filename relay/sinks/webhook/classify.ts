@@ -9,7 +9,10 @@
  * Messages name what was attempted, the status and a short excerpt of the answer;
  * never the full URL (it may carry an access token), request bodies or headers.
  */
-import { describeError, isRetryableStatus, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+import { isRetryableStatus, parseRetryAfter, PermanentError, TransientError } from '../../../protocols/errors.js';
+
+/** Network failures and added context read the same for every sink (shared/failures.ts). */
+export { classifyNetworkError } from '../shared/failures.js';
 
 const EXCERPT_CHARS = 200;
 /** Retry delay when the receiver refuses our signature or credentials. */
@@ -41,14 +44,6 @@ export function classifyResponse(what: string, status: number, headers: Headers,
     });
   }
   return new PermanentError(`${what}: HTTP ${status}: ${excerpt(text)}`, { code: `http_${status}` });
-}
-
-/** Classifies a failure to get any HTTP answer (refused, reset, DNS, timeout, abort). */
-export function classifyNetworkError(what: string, error: unknown, timeoutMs: number): TransientError {
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError') return new TransientError(`${what}: no answer within ${timeoutMs} ms`, { cause: error });
-  if (name === 'AbortError') return new TransientError(`${what}: aborted because the sink is stopping`, { cause: error });
-  return new TransientError(`${what}: ${describeError(error)}`, { cause: error });
 }
 
 /** True when a batch rejected with this error is worth splitting to find the event at fault. */

@@ -24,13 +24,17 @@
 import { describeError, PermanentError, TransientError } from '../../../protocols/errors.js';
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
+import { notAttempted as notAttemptedAfter } from '../shared/failures.js';
+import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
+import { attemptBySubject } from '../shared/subject-order.js';
+import { timedFetch } from '../shared/timed-fetch.js';
 import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { batchMessage, binaryMessage, structuredMessage, type HttpMessage, type WireEvent } from './binding.js';
 import { classifyNetworkError, classifyResponse, isSplittable } from './classify.js';
 import { WebhookSinkConfig, type WebhookSinkConfigInput } from './config.js';
 import { sign, signedContent, SIGNATURE_HEADER } from './signature.js';
 
-export type WebhookSinkState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+export type WebhookSinkState = SinkState;
 
 const USER_AGENT = 'plantlink-relay';
 /** Most of an answer's body read, for error excerpts; the rest is discarded. */
@@ -43,10 +47,8 @@ export class WebhookSink implements Sink {
   readonly kind = 'webhook';
   readonly config: WebhookSinkConfig;
 
-  private state: WebhookSinkState = 'INITIALIZED';
+  private readonly lifecycle: SinkLifecycle;
   private readonly logger: Logger;
-  private readonly stopController = new AbortController();
-  private readonly batches = new Set<Promise<Outcome[]>>();
   private readonly eventTypes: ReadonlySet<string> | undefined;
 
   /** Parses `config` (throws a ZodError when it is invalid; the secret is never in it). */
@@ -56,6 +58,7 @@ export class WebhookSink implements Sink {
     this.fetch = pacedFetch(runtime.gate);
     this.config = WebhookSinkConfig.parse(config);
     this.name = this.config.name;
+    this.lifecycle = new SinkLifecycle(`webhook sink "${this.name}"`);
     this.eventTypes = this.config.eventTypes && new Set(this.config.eventTypes);
     // The origin only: a path or query may carry an access token.
     this.logger = logger.child({ sink: this.name, kind: this.kind, target: new URL(this.config.url).origin, mode: this.config.mode });
@@ -63,30 +66,16 @@ export class WebhookSink implements Sink {
 
   /** Nothing to connect: a webhook endpoint need not answer anything but POST. */
   async start(): Promise<void> {
-    if (this.state === 'INITIALIZED') this.state = 'RUNNING';
+    this.lifecycle.begin();
   }
 
   async deliver(items: DeliveryItem[]): Promise<Outcome[]> {
-    if (this.state === 'STOPPING' || this.state === 'STOPPED') {
-      const error = new TransientError(`webhook sink "${this.name}" is stopped`);
-      return items.map(() => ({ status: 'errored', error }));
-    }
-    const batch = this.deliverBatch(items);
-    this.batches.add(batch);
-    try {
-      return await batch;
-    } finally {
-      this.batches.delete(batch);
-    }
+    return this.lifecycle.run(items, (batch) => this.deliverBatch(batch));
   }
 
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    this.state = 'STOPPING';
-    this.stopController.abort();
-    await Promise.allSettled([...this.batches]);
-    this.state = 'STOPPED';
+    return this.lifecycle.stop();
   }
 
   private async deliverBatch(items: DeliveryItem[]): Promise<Outcome[]> {
@@ -115,27 +104,12 @@ export class WebhookSink implements Sink {
 
   /** Structured and binary mode: one request per event, subjects in parallel, each subject in order. */
   private async sendEach(items: readonly DeliveryItem[], indexes: readonly number[], outcomes: (Outcome | undefined)[]): Promise<void> {
-    const groups = groupBySubject(items, indexes);
-    let halt: TransientError | undefined;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < groups.length) {
-        const group = groups[next++]!;
-        for (const index of group) {
-          if (halt) {
-            outcomes[index] = { status: 'errored', error: notAttempted(halt) };
-            continue;
-          }
-          const outcome = await this.sendOne(items[index]!);
-          outcomes[index] = outcome;
-          if (outcome.status === 'errored' && !halt) {
-            halt = outcome.error;
-            this.warnHalted([items[index]!], outcome.error);
-          }
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.config.concurrency, groups.length) }, worker));
+    await attemptBySubject(items, indexes, outcomes, {
+      concurrency: this.config.concurrency,
+      attempt: (item) => this.sendOne(item),
+      notAttempted,
+      onHalt: (item, error) => this.warnHalted([item], error),
+    });
   }
 
   private async sendOne(item: DeliveryItem): Promise<Outcome> {
@@ -202,14 +176,8 @@ export class WebhookSink implements Sink {
 
     let res: Response;
     try {
-      res = await this.fetch(this.config.url, {
-        method: 'POST',
-        headers,
-        body: message.body,
-        // The CloudEvents webhook spec: a sender MUST NOT follow redirects.
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.stopController.signal]),
-      });
+      // The CloudEvents webhook spec: a sender MUST NOT follow redirects (timedFetch never does).
+      res = await timedFetch(this.fetch, this.config.url, { method: 'POST', headers, body: message.body }, { timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal });
     } catch (error) {
       return classifyNetworkError(what, error, this.config.timeoutMs);
     }
@@ -239,24 +207,7 @@ function onWire(item: DeliveryItem): WireEvent {
   return item.stale ? { ...item.event, plantstale: true } : item.event;
 }
 
-/** Item indexes grouped by subject, groups in order of first appearance, items in batch order. */
-function groupBySubject(items: readonly DeliveryItem[], indexes: readonly number[]): number[][] {
-  const groups = new Map<string, number[]>();
-  for (const index of indexes) {
-    const subject = items[index]!.event.subject;
-    const group = groups.get(subject);
-    if (group) group.push(index);
-    else groups.set(subject, [index]);
-  }
-  return [...groups.values()];
-}
-
-function notAttempted(cause: TransientError): TransientError {
-  return new TransientError(`not attempted: an earlier request in this batch failed transiently (${cause.message})`, {
-    cause,
-    ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
-  });
-}
+const notAttempted = (cause: TransientError): TransientError => notAttemptedAfter('request', cause);
 
 /**
  * Reads at most MAX_ANSWER_BYTES of the answer. Once the status is known, a body that

@@ -18,9 +18,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EmulatorServer } from '../shared/emulator-server.js';
+import { countStatus, replyControl } from '../shared/http-helpers.js';
 import { RateLimits, type RollingWindow } from './rate-limits.js';
 import {
   checkInput,
@@ -154,7 +154,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   readonly port: number;
   readonly portalId: number;
 
-  private readonly server: Server;
+  private readonly http: EmulatorServer;
   private readonly tokens: Set<string>;
   private readonly objects: Record<string, ObjectSpec>;
   /** Any name an object is addressed by -> its configured name. */
@@ -170,8 +170,6 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   private readonly rules = new Map<string, ValidationRule[]>();
   private readonly faults: FaultResponse[] = [];
   private nextId = 18_000_000_001;
-  private outage = false;
-  private latencyMs = 0;
   private readonly counters: EmulatorStats = {
     requests: 0,
     batchCalls: 0,
@@ -185,22 +183,14 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   };
 
   static async start(options: HubSpotEmulatorOptions = {}): Promise<HubSpotEmulator> {
-    const server = createServer({ keepAliveTimeout: 30_000 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return new HubSpotEmulator(server, options);
+    return new HubSpotEmulator(await EmulatorServer.listen(options.port), options);
   }
 
-  private constructor(server: Server, options: HubSpotEmulatorOptions) {
+  private constructor(http: EmulatorServer, options: HubSpotEmulatorOptions) {
     super();
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.http = http;
+    this.port = http.port;
+    this.url = `${http.origin}`;
     this.portalId = options.portalId ?? 4_242_001;
     this.tokens = new Set(options.tokens ?? [DEFAULT_TOKEN]);
     this.objects = options.objects ?? defaultObjects;
@@ -214,7 +204,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     this.retryAfter = options.retryAfter ?? true;
     this.partialSuccess = options.partialSuccess ?? 'with-trace-ids';
     this.maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
-    server.on('request', (req, res) => {
+    http.server.on('request', (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.send(res, 500, { status: 'error', message: `internal error: ${String(error)}`, correlationId: randomUUID() });
         else res.destroy();
@@ -251,12 +241,11 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
 
   /** While on, requests are answered by closing the connection without an HTTP response. */
   setOutage(on: boolean): void {
-    this.outage = on;
-    if (on) this.server.closeIdleConnections();
+    this.http.setOutage(on);
   }
 
   setLatency(ms: number): void {
-    this.latencyMs = Math.max(0, ms);
+    this.http.setLatency(ms);
   }
 
   addValidationRule(objectType: string, rule: ValidationRule): void {
@@ -282,9 +271,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   }
 
   async stop(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    return this.http.stop();
   }
 
   // ---- HTTP -------------------------------------------------------------------
@@ -294,11 +281,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (target.pathname.startsWith('/__emulator/')) return this.control(req, res, target);
 
     this.counters.requests++;
-    if (this.outage) return void req.socket.destroy();
-    if (this.latencyMs > 0) {
-      await sleep(this.latencyMs);
-      if (this.outage) return void req.socket.destroy();
-    }
+    if (!(await this.http.admit(req))) return;
     let body: string;
     try {
       body = await this.readBody(req);
@@ -579,7 +562,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   }
 
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    this.counters.status[status] = (this.counters.status[status] ?? 0) + 1;
+    countStatus(this.counters.status, status);
     const text = JSON.stringify(body);
     res.writeHead(status, { 'Content-Type': JSON_TYPE, 'X-HubSpot-Correlation-Id': randomUUID(), ...headers }).end(text);
   }
@@ -587,10 +570,7 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   // ---- control plane (other processes drive faults over HTTP) -----------------
 
   private async control(req: IncomingMessage, res: ServerResponse, target: URL): Promise<void> {
-    const reply = (status: number, body?: unknown): void => {
-      const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {}).end(text);
-    };
+    const reply = (status: number, body?: unknown): void => replyControl(res, status, body);
     if (req.method === 'GET' && target.pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && target.pathname === '/__emulator/records') return reply(200, this.records(target.searchParams.get('objectType') ?? ''));
     if (req.method === 'POST' && target.pathname === '/__emulator/faults') {

@@ -22,10 +22,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EmulatorServer } from '../shared/emulator-server.js';
+import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
 import { decodeJwt, isAssertionAlgorithm, signAccessToken, toPublicKey, verifyJwtSignature } from './jwt.js';
 import {
   checkUpsertBody,
@@ -187,8 +188,6 @@ const CONCURRENCY_EXCEEDED: NetSuiteErrorDetail = {
   'o:errorCode': 'SSS_REQUEST_LIMIT_EXCEEDED',
 };
 
-class RequestTooLarge extends Error {}
-
 interface IssuedToken {
   expiresAt: number;
   clientId: string;
@@ -200,7 +199,7 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   /** The token endpoint URL, which is also the `aud` client assertions must carry. */
   readonly tokenUrl: string;
 
-  private readonly server: Server;
+  private readonly http: EmulatorServer;
   private readonly accountId: string;
   private readonly clients: Map<string, { mapping: M2MClientMapping; key: KeyObject }>;
   private readonly tokenTtlMs: number;
@@ -218,8 +217,6 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   private nextInternalId = 101;
   private inFlight = 0;
   private occupied = 0;
-  private outage = false;
-  private latencyMs = 0;
   private gate: Promise<void> | undefined;
   private readonly counters: EmulatorStats = {
     requests: 0,
@@ -237,22 +234,14 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   };
 
   static async start(options: NetSuiteEmulatorOptions): Promise<NetSuiteEmulator> {
-    const server = createServer({ keepAliveTimeout: 30_000 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return new NetSuiteEmulator(server, options);
+    return new NetSuiteEmulator(await EmulatorServer.listen(options.port), options);
   }
 
-  private constructor(server: Server, options: NetSuiteEmulatorOptions) {
+  private constructor(http: EmulatorServer, options: NetSuiteEmulatorOptions) {
     super();
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.http = http;
+    this.port = http.port;
+    this.url = `${http.origin}`;
     this.tokenUrl = `${this.url}${TOKEN_PATH}`;
     this.accountId = options.accountId ?? 'TSTDRV1234567';
     this.clients = new Map(options.clients.map((mapping) => [mapping.certificateId, { mapping, key: toPublicKey(mapping.publicKey) }]));
@@ -262,7 +251,7 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     this.integrationLimit = options.integrationConcurrencyLimit;
     this.now = options.now ?? Date.now;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-    server.on('request', (req, res) => {
+    http.server.on('request', (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.send(res, 500, errorBody(500, [{ detail: String(error), 'o:errorCode': 'UNEXPECTED_ERROR' }]));
         else res.destroy();
@@ -299,13 +288,12 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
 
   /** While on, requests are answered by closing the connection without an HTTP response. */
   setOutage(on: boolean): void {
-    this.outage = on;
-    if (on) this.server.closeIdleConnections();
+    this.http.setOutage(on);
   }
 
   /** Delay before each REST request is processed; the request holds its concurrency slot meanwhile. */
   setLatency(ms: number): void {
-    this.latencyMs = Math.max(0, ms);
+    this.http.setLatency(ms);
   }
 
   /**
@@ -350,9 +338,7 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   }
 
   async stop(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    return this.http.stop();
   }
 
   // ---- HTTP -------------------------------------------------------------------
@@ -365,7 +351,7 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (pathname.startsWith('/__emulator/')) return this.control(req, res, pathname, query);
 
     this.counters.requests++;
-    if (this.outage) return void req.socket.destroy();
+    if (this.http.cutIfOutage(req)) return;
     if (pathname === TOKEN_PATH) {
       const body = await this.readBodyOr413(req, res);
       if (body !== undefined) this.token(req, res, body);
@@ -388,13 +374,13 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     this.inFlight++;
     this.counters.maxInFlight = Math.max(this.counters.maxInFlight, this.inFlight);
     try {
-      if (this.latencyMs > 0) {
-        await sleep(this.latencyMs);
-        if (this.outage) return void req.socket.destroy();
+      if (this.http.latencyMs > 0) {
+        await sleep(this.http.latencyMs);
+        if (this.http.cutIfOutage(req)) return;
       }
       if (this.gate) {
         await this.gate;
-        if (this.outage) return void req.socket.destroy();
+        if (this.http.cutIfOutage(req)) return;
       }
       const body = await this.readBodyOr413(req, res);
       if (body === undefined) return;
@@ -424,25 +410,12 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   }
 
   private readBody(req: IncomingMessage): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let tooLarge = false;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > this.maxBodyBytes) tooLarge = true;
-        else chunks.push(chunk);
-      });
-      req.on('end', () => (tooLarge ? reject(new RequestTooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
-      req.on('error', reject);
-    });
+    return readBodyDrained(req, this.maxBodyBytes);
   }
 
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    this.counters.status[status] = (this.counters.status[status] ?? 0) + 1;
-    const text = body === undefined ? '' : JSON.stringify(body);
-    res.writeHead(status, { ...(text ? { 'Content-Type': JSON_TYPE } : {}), 'Content-Length': Buffer.byteLength(text), ...headers });
-    res.end(text);
+    countStatus(this.counters.status, status);
+    sendJson(res, status, body, JSON_TYPE, headers);
   }
 
   // ---- OAuth 2.0 client credentials (M2M) ------------------------------------
@@ -615,10 +588,7 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
   // ---- control plane (other processes drive faults over HTTP) -----------------
 
   private async control(req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): Promise<void> {
-    const reply = (status: number, body?: unknown): void => {
-      const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {}).end(text);
-    };
+    const reply = (status: number, body?: unknown): void => replyControl(res, status, body);
     if (req.method === 'GET' && pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('type') ?? ''));
     if (req.method === 'GET' && pathname === '/__emulator/audit') return reply(200, this.loginAuditTrail());

@@ -17,9 +17,9 @@
  */
 import { randomBytes, createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { EmulatorServer } from '../shared/emulator-server.js';
+import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
 import { collectionUpsert, MAX_COLLECTION_RECORDS, type RecordError, type UpsertResult } from './collections.js';
 import { defaultObjects, type SalesforceError, type SObjectFieldSpec, type SObjectSpec, type ValidationRule } from './objects.js';
 import { recordUrl, RecordStore, type UpsertEvent, type UpsertRecord } from './store.js';
@@ -89,13 +89,11 @@ const NOT_FOUND: SalesforceError[] = [{ message: 'The requested resource does no
 const ORG_ID = '00D5P0000000PLT';
 const USER_ID = '0055P0000000PLT';
 
-class RequestTooLarge extends Error {}
-
 export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; collection: [CollectionCallEvent] }> {
   readonly url: string;
   readonly port: number;
 
-  private readonly server: Server;
+  private readonly http: EmulatorServer;
   private readonly clients: Map<string, string>;
   private readonly tokenTtlMs: number;
   private readonly apiLimit: number;
@@ -106,35 +104,25 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
   private readonly faults: FaultResponse[] = [];
   /** "object external id" -> per-record errors the next collection upserts of that record get. */
   private readonly recordFaults = new Map<string, RecordError[]>();
-  private outage = false;
-  private latencyMs = 0;
   private apiUsed = 0;
   private readonly counters = { requests: 0, rejected: 0, tokenRequests: 0, status: {} as Record<number, number> };
 
   static async start(options: SalesforceEmulatorOptions = {}): Promise<SalesforceEmulator> {
-    const server = createServer({ keepAliveTimeout: 30_000 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return new SalesforceEmulator(server, options);
+    return new SalesforceEmulator(await EmulatorServer.listen(options.port), options);
   }
 
-  private constructor(server: Server, options: SalesforceEmulatorOptions) {
+  private constructor(http: EmulatorServer, options: SalesforceEmulatorOptions) {
     super();
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.http = http;
+    this.port = http.port;
+    this.url = `${http.origin}`;
     const clients = options.clients ?? [{ clientId: 'plantlink-client', clientSecret: 'plantlink-secret' }];
     this.clients = new Map(clients.map((c) => [c.clientId, c.clientSecret]));
     this.tokenTtlMs = options.tokenTtlMs ?? 2 * 60 * 60 * 1000;
     this.store = new RecordStore(options.objects ?? defaultObjects);
     this.apiLimit = options.apiLimit ?? 100_000;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-    server.on('request', (req, res) => {
+    http.server.on('request', (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.send(res, 500, [{ message: String(error), errorCode: 'UNKNOWN_EXCEPTION' }]);
         else res.destroy();
@@ -183,12 +171,11 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
 
   /** While on, requests are answered by closing the connection without an HTTP response. */
   setOutage(on: boolean): void {
-    this.outage = on;
-    if (on) this.server.closeIdleConnections();
+    this.http.setOutage(on);
   }
 
   setLatency(ms: number): void {
-    this.latencyMs = Math.max(0, ms);
+    this.http.setLatency(ms);
   }
 
   addValidationRule(object: string, rule: ValidationRule): void {
@@ -215,9 +202,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
   }
 
   async stop(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    return this.http.stop();
   }
 
   // ---- HTTP -------------------------------------------------------------------
@@ -230,11 +215,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     if (pathname.startsWith('/__emulator/')) return this.control(req, res, pathname, query);
 
     this.counters.requests++;
-    if (this.outage) return void req.socket.destroy();
-    if (this.latencyMs > 0) {
-      await sleep(this.latencyMs);
-      if (this.outage) return void req.socket.destroy();
-    }
+    if (!(await this.http.admit(req))) return;
 
     let body: string;
     try {
@@ -252,25 +233,12 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
   }
 
   private readBody(req: IncomingMessage): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let tooLarge = false;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > this.maxBodyBytes) tooLarge = true;
-        else chunks.push(chunk);
-      });
-      req.on('end', () => (tooLarge ? reject(new RequestTooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
-      req.on('error', reject);
-    });
+    return readBodyDrained(req, this.maxBodyBytes);
   }
 
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    this.counters.status[status] = (this.counters.status[status] ?? 0) + 1;
-    const text = body === undefined ? '' : JSON.stringify(body);
-    res.writeHead(status, { ...(text ? { 'Content-Type': JSON_TYPE } : {}), 'Content-Length': Buffer.byteLength(text), ...headers });
-    res.end(text);
+    countStatus(this.counters.status, status);
+    sendJson(res, status, body, JSON_TYPE, headers);
   }
 
   /** `POST /services/oauth2/token`, grant_type=client_credentials; credentials in the form or HTTP Basic. */
@@ -436,10 +404,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
   // ---- control plane (other processes drive faults over HTTP) -----------------
 
   private async control(req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): Promise<void> {
-    const reply = (status: number, body?: unknown): void => {
-      const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {}).end(text);
-    };
+    const reply = (status: number, body?: unknown): void => replyControl(res, status, body);
     if (req.method === 'GET' && pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('object') ?? ''));
     if (req.method === 'POST' && pathname === '/__emulator/faults') {

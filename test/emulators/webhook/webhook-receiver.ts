@@ -15,12 +15,12 @@
  *   binding requires and the SDK (10.0.0) does not do.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { CloudEvent, HTTP } from 'cloudevents';
 import { contentModeOf, decodeHeaderValue, type ContentMode } from '../../../relay/sinks/webhook/binding.js';
 import { signedContent, verify, type VerifyFailure } from '../../../relay/sinks/webhook/signature.js';
+import { EmulatorServer } from '../shared/emulator-server.js';
+import { countStatus } from '../shared/http-helpers.js';
 
 export interface WebhookReceiverOptions {
   /** Key(s) the signature must match (several during a rotation). */
@@ -74,7 +74,7 @@ export class WebhookReceiver extends EventEmitter<{ event: [ReceivedEvent]; requ
   readonly url: string;
   readonly port: number;
 
-  private readonly server: Server;
+  private readonly http: EmulatorServer;
   private readonly secrets: string[];
   private readonly toleranceSeconds: number;
   private readonly maxBodyBytes: number;
@@ -83,33 +83,23 @@ export class WebhookReceiver extends EventEmitter<{ event: [ReceivedEvent]; requ
   private readonly faults: FaultResponse[] = [];
   private readonly tampers: Tamper[] = [];
   private refuse: { predicate: (event: CloudEvent<unknown>) => boolean; status: number } | undefined;
-  private outage = false;
-  private latencyMs = 0;
   private clockSkewSeconds = 0;
   private inFlight = 0;
   private readonly counters: ReceiverStats = { requests: 0, accepted: 0, duplicates: 0, status: {}, maxInFlight: 0 };
 
   static async start(options: WebhookReceiverOptions): Promise<WebhookReceiver> {
-    const server = createServer({ keepAliveTimeout: 30_000 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return new WebhookReceiver(server, options);
+    return new WebhookReceiver(await EmulatorServer.listen(options.port), options);
   }
 
-  private constructor(server: Server, options: WebhookReceiverOptions) {
+  private constructor(http: EmulatorServer, options: WebhookReceiverOptions) {
     super();
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-    this.url = `http://127.0.0.1:${this.port}/hooks/plantlink`;
+    this.http = http;
+    this.port = http.port;
+    this.url = `${http.origin}/hooks/plantlink`;
     this.secrets = typeof options.secret === 'string' ? [options.secret] : [...options.secret];
     this.toleranceSeconds = options.toleranceSeconds ?? 300;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-    server.on('request', (req, res) => {
+    http.server.on('request', (req, res) => {
       this.inFlight++;
       this.counters.maxInFlight = Math.max(this.counters.maxInFlight, this.inFlight);
       this.handle(req, res)
@@ -156,12 +146,11 @@ export class WebhookReceiver extends EventEmitter<{ event: [ReceivedEvent]; requ
 
   /** While on, requests are answered by closing the connection without an HTTP response. */
   setOutage(on: boolean): void {
-    this.outage = on;
-    if (on) this.server.closeIdleConnections();
+    this.http.setOutage(on);
   }
 
   setLatency(ms: number): void {
-    this.latencyMs = Math.max(0, ms);
+    this.http.setLatency(ms);
   }
 
   /** The next n requests are changed by `tamper` before verification, as by an intermediary. */
@@ -180,20 +169,14 @@ export class WebhookReceiver extends EventEmitter<{ event: [ReceivedEvent]; requ
   }
 
   async stop(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    return this.http.stop();
   }
 
   // ---- HTTP -------------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.counters.requests++;
-    if (this.outage) return void req.socket.destroy();
-    if (this.latencyMs > 0) {
-      await sleep(this.latencyMs);
-      if (this.outage) return void req.socket.destroy();
-    }
+    if (!(await this.http.admit(req))) return;
     let headers = req.headers;
     const mode = contentModeOf(headers['content-type']);
     let body: Buffer;
@@ -253,7 +236,7 @@ export class WebhookReceiver extends EventEmitter<{ event: [ReceivedEvent]; requ
   }
 
   private answer(res: ServerResponse, seen: Omit<ReceivedRequest, 'status'>, status: number, body: unknown, reason?: ReceivedRequest['reason']): void {
-    this.counters.status[status] = (this.counters.status[status] ?? 0) + 1;
+    countStatus(this.counters.status, status);
     const request: ReceivedRequest = { ...seen, status, ...(reason ? { reason } : {}) };
     this.log.push(request);
     this.emit('request', request);

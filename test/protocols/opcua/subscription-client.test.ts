@@ -154,7 +154,7 @@ describe('OpcUaSubscriptionClient', () => {
     await sim.stopServer();
     await vi.waitFor(() => expect(rec.health.at(-1)?.state).toBe('disconnected'), WAIT);
     const batchesBefore = rec.batches.length;
-    await sim.restartServer(); // the plant resumes once a client monitors it again
+    await sim.restartServer({ holdUntilObserved: true }); // the plant resumes once a client monitors it again
     await vi.waitFor(() => expect(rec.resubscribed.length).toBe(2), WAIT);
     expect(rec.resubscribed[1]!.failedItems).toEqual([]);
     await vi.waitFor(() => expect(rec.health.at(-1)?.state).toBe('connected'), WAIT);
