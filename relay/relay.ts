@@ -30,7 +30,7 @@ const PRUNE_EVERY_MS = 3_600_000;
 
 /** Builds a sink with its own request pacing (the limiter is returned for status). */
 export function createSink(config: SinkConfig, logger: Logger): { sink: Sink; limiter: AdaptiveRateLimiter } {
-  const limiter = new AdaptiveRateLimiter(RateLimitConfig.parse(('rateLimit' in config ? config.rateLimit : undefined) ?? {}));
+  const limiter = new AdaptiveRateLimiter(RateLimitConfig.parse(config.rateLimit ?? {}));
   const log = logger.child({ sink: config.name });
   const runtime = { gate: limiter };
   switch (config.kind) {

@@ -24,9 +24,34 @@ const ClientCredentialsAuth = z
   .strict()
   .describe('Client credentials: the relay trades consumer key and secret for an access token.');
 
+const JwtBearerAuth = z
+  .object({
+    flow: z.literal('jwt_bearer').describe('OAuth 2.0 JWT bearer flow (server to server, with a certificate): no secret on the wire.'),
+    clientId: z.string().min(1).describe('Consumer key of the external client app (connected app) with the certificate uploaded; the JWT\'s `iss`.'),
+    username: z
+      .string()
+      .min(1)
+      .describe('Username of the integration user the relay acts as; the JWT\'s `sub`. The user must be pre-authorized for the app (admin-approved profile or permission set).'),
+    privateKeyFile: z.string().min(1).optional().describe('Path of the PEM file holding the RSA private key (2048 bits or more) of the uploaded certificate. Give this or `privateKey`.'),
+    privateKey: z.string().min(1).optional().describe('The RSA private key as PEM text (a secret: never logged). Give this or `privateKeyFile`.'),
+    audience: z
+      .url()
+      .optional()
+      .describe(
+        'The JWT\'s `aud`: https://login.salesforce.com (production), https://test.salesforce.com (sandbox) or the My Domain / Experience Cloud site URL. Default: loginUrl. A trailing slash is dropped.',
+      ),
+  })
+  .strict()
+  .superRefine((auth, ctx) => {
+    if ((auth.privateKeyFile === undefined) === (auth.privateKey === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['privateKeyFile'], message: 'give exactly one of privateKeyFile and privateKey' });
+    }
+  })
+  .describe('JWT bearer: the relay signs a short-lived JWT (RS256) with the app certificate\'s private key and trades it for an access token.');
+
 export const SalesforceAuth = z
-  .discriminatedUnion('flow', [ClientCredentialsAuth])
-  .describe('How the sink obtains access tokens, chosen by `flow`. Only `client_credentials` today; `jwt_bearer` will join here.');
+  .discriminatedUnion('flow', [ClientCredentialsAuth, JwtBearerAuth])
+  .describe('How the sink obtains access tokens, chosen by `flow`: `client_credentials` or `jwt_bearer`.');
 export type SalesforceAuth = z.infer<typeof SalesforceAuth>;
 
 export const SalesforceMapping = z

@@ -1,16 +1,22 @@
 /**
- * Access tokens by the OAuth 2.0 client credentials flow.
+ * Access tokens from `POST {loginUrl}/services/oauth2/token`, by one of two grants:
+ * - client credentials: `grant_type=client_credentials` with consumer key and secret;
+ * - JWT bearer: `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with a freshly
+ *   signed assertion (assertion.ts) for every request.
  *
- * Salesforce's token response carries no expiry (`expires_in`), so a token is kept
- * until the REST API answers 401; the caller then invalidates that token and asks
- * again. Concurrent callers share one token request. The access token and the
- * client secret stay inside this module and the Authorization header: they are
- * never logged nor put in error messages.
+ * Neither token response carries an expiry (`expires_in`) nor, for these flows, a
+ * refresh token, so a token is kept until the REST API answers 401; the caller then
+ * invalidates that token and asks again (a new grant). Concurrent callers share one
+ * token request. The access token, the client secret, the assertion and the private
+ * key stay inside this module and the Authorization header: they are never logged
+ * nor put in error messages.
  */
+import type { KeyObject } from 'node:crypto';
 import { PermanentError, TransientError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
 import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
 import { TokenCache } from '../shared/token-cache.js';
+import { signJwtBearerAssertion } from './assertion.js';
 import { classifyNetworkError, classifyTokenResponse } from './classify.js';
 
 export interface AccessToken {
@@ -25,10 +31,50 @@ export interface TokenSource {
   invalidate(token: AccessToken): void;
 }
 
-export interface ClientCredentialsOptions {
-  loginUrl: string;
+/** The form of one token request; called for every request (a JWT bearer grant signs a new assertion). */
+export interface TokenGrant {
+  /** For logs: `client_credentials` or `jwt_bearer`. */
+  readonly flow: string;
+  form(): URLSearchParams;
+}
+
+export function clientCredentialsGrant(auth: { clientId: string; clientSecret: string }): TokenGrant {
+  return {
+    flow: 'client_credentials',
+    form: () => new URLSearchParams({ grant_type: 'client_credentials', client_id: auth.clientId, client_secret: auth.clientSecret }),
+  };
+}
+
+export const JWT_BEARER_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+export interface JwtBearerGrantOptions {
   clientId: string;
-  clientSecret: string;
+  username: string;
+  /** The assertion's `aud` (assertionAudience). */
+  audience: string;
+  privateKey: KeyObject;
+  now: () => number;
+}
+
+export function jwtBearerGrant(options: JwtBearerGrantOptions): TokenGrant {
+  return {
+    flow: 'jwt_bearer',
+    form: () =>
+      new URLSearchParams({
+        grant_type: JWT_BEARER_GRANT_TYPE,
+        assertion: signJwtBearerAssertion(options.privateKey, {
+          clientId: options.clientId,
+          username: options.username,
+          audience: options.audience,
+          nowMs: options.now(),
+        }),
+      }),
+  };
+}
+
+export interface TokenSourceOptions {
+  loginUrl: string;
+  grant: TokenGrant;
   timeoutMs: number;
   /** Aborts token requests when the sink stops. */
   stopSignal: AbortSignal;
@@ -36,12 +82,12 @@ export interface ClientCredentialsOptions {
 
 const isLoopback = (host: string): boolean => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
-export class ClientCredentialsTokenSource implements TokenSource {
+export class OAuthTokenSource implements TokenSource {
   /** No expiry to watch: a token is fresh until a 401 makes the caller invalidate it. */
   private readonly cache = new TokenCache(() => this.request());
 
   constructor(
-    private readonly options: ClientCredentialsOptions,
+    private readonly options: TokenSourceOptions,
     private readonly logger: Logger,
   ) {}
 
@@ -55,14 +101,10 @@ export class ClientCredentialsTokenSource implements TokenSource {
 
   private async request(): Promise<AccessToken> {
     const url = new URL('/services/oauth2/token', this.options.loginUrl).toString();
-    const form = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: this.options.clientId,
-      client_secret: this.options.clientSecret,
-    });
+    const form = this.options.grant.form();
     let answer: Answer;
     try {
-      // Never follows a redirect (timedFetch), so the client secret goes to loginUrl only.
+      // Never follows a redirect (timedFetch), so the secret or assertion goes to loginUrl only.
       answer = await fetchAnswer(
         fetch,
         url,
@@ -75,7 +117,7 @@ export class ClientCredentialsTokenSource implements TokenSource {
     const { status, headers, text } = answer;
     if (status !== 200) throw classifyTokenResponse(status, headers, text);
     const token = this.parse(text);
-    this.logger.info({ instanceUrl: token.instanceUrl }, 'obtained a Salesforce access token');
+    this.logger.info({ instanceUrl: token.instanceUrl, flow: this.options.grant.flow }, 'obtained a Salesforce access token');
     return token;
   }
 

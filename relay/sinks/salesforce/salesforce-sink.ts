@@ -32,7 +32,8 @@ import type { DeliveryItem, Outcome, Sink } from '../sink.js';
 import { planCalls, type CollectionCall } from './calls.js';
 import { classifyRecordErrors, withContext } from './classify.js';
 import { SalesforceSinkConfig, type SalesforceSinkConfigInput } from './config.js';
-import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
+import { assertionAudience, loadSalesforcePrivateKey } from './assertion.js';
+import { clientCredentialsGrant, jwtBearerGrant, OAuthTokenSource, type TokenGrant, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
 import { SalesforceRestClient, type RecordResult } from './rest-client.js';
 
@@ -53,15 +54,17 @@ export class SalesforceSink implements Sink {
   private lastQuota: { used: number; max: number } | undefined;
   private quotaWarned = false;
 
-  /** Parses `config` (throws a ZodError when it is invalid). */
+  /**
+   * Parses `config` (throws a ZodError when it is invalid) and, for the JWT bearer
+   * flow, loads the private key (throws PermanentError invalid_private_key).
+   */
   constructor(config: SalesforceSinkConfigInput, logger: Logger, runtime: SinkRuntime = {}) {
     this.config = SalesforceSinkConfig.parse(config);
     this.name = this.config.name;
     this.lifecycle = new SinkLifecycle(`Salesforce sink "${this.name}"`);
     this.logger = logger.child({ sink: this.name, kind: this.kind });
-    const { auth } = this.config;
-    this.tokens = new ClientCredentialsTokenSource(
-      { loginUrl: this.config.loginUrl, clientId: auth.clientId, clientSecret: auth.clientSecret, timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal },
+    this.tokens = new OAuthTokenSource(
+      { loginUrl: this.config.loginUrl, grant: grantFor(this.config), timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal },
       this.logger,
     );
     this.client = new SalesforceRestClient(this.tokens, {
@@ -200,6 +203,17 @@ export class SalesforceSink implements Sink {
     if (high && !this.quotaWarned) this.logger.warn(usage, 'Salesforce daily API usage above 90% of the allocation');
     this.quotaWarned = high;
   }
+}
+
+function grantFor({ auth, loginUrl }: SalesforceSinkConfig): TokenGrant {
+  if (auth.flow === 'client_credentials') return clientCredentialsGrant(auth);
+  return jwtBearerGrant({
+    clientId: auth.clientId,
+    username: auth.username,
+    audience: assertionAudience(auth.audience, loginUrl),
+    privateKey: loadSalesforcePrivateKey(auth),
+    now: Date.now,
+  });
 }
 
 /** What is known of one item while its batch runs. */

@@ -1,6 +1,7 @@
 /**
  * An in-memory emulator of the slice of Salesforce's wire behaviour plantlink uses:
- * the OAuth 2.0 client-credentials token endpoint and REST upsert by external id, one
+ * the OAuth 2.0 token endpoint (client credentials, and JWT bearer with assertions
+ * checked in jwt-bearer.ts) and REST upsert by external id, one
  * record per request (sObject Rows by External ID) or up to 200 (sObject Collections),
  * with Salesforce's status codes, error arrays and `Sforce-Limit-Info` header
  * (see README.md for what is documented and what is assumed).
@@ -20,10 +21,12 @@ import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { EmulatorServer } from '../shared/emulator-server.js';
 import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
+import { JWT_BEARER_GRANT_TYPE, JwtBearerVerifier, type JwtBearerClient, type ReceivedAssertion } from './jwt-bearer.js';
 import { collectionUpsert, MAX_COLLECTION_RECORDS, type RecordError, type UpsertResult } from './collections.js';
 import { defaultObjects, type SalesforceError, type SObjectFieldSpec, type SObjectSpec, type ValidationRule } from './objects.js';
 import { recordUrl, RecordStore, type UpsertEvent, type UpsertRecord } from './store.js';
 
+export type { JwtBearerClient, ReceivedAssertion };
 export type { SObjectFieldSpec, SObjectSpec, SalesforceError, ValidationRule, UpsertEvent, UpsertRecord, RecordError, UpsertResult };
 export { defaultObjects, MAX_COLLECTION_RECORDS };
 
@@ -32,6 +35,10 @@ export interface SalesforceEmulatorOptions {
   port?: number;
   /** Default: one client, 'plantlink-client' / 'plantlink-secret'. */
   clients?: { clientId: string; clientSecret: string }[];
+  /** Apps that use the JWT bearer flow: consumer key, uploaded certificate, approved users. Default none. */
+  jwtClients?: JwtBearerClient[];
+  /** `aud` values JWT bearer assertions may carry. Default: the emulator's own URL only (it stands in for the login URL). */
+  jwtAudiences?: string[];
   /** Access token lifetime; expired or unknown tokens get 401 INVALID_SESSION_ID. Default 2 h. */
   tokenTtlMs?: number;
   /** Custom objects of the org. Default: `defaultObjects`. */
@@ -95,6 +102,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
 
   private readonly http: EmulatorServer;
   private readonly clients: Map<string, string>;
+  private readonly jwt: JwtBearerVerifier;
   private readonly tokenTtlMs: number;
   private readonly apiLimit: number;
   private readonly maxBodyBytes: number;
@@ -118,6 +126,8 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     this.url = `${http.origin}`;
     const clients = options.clients ?? [{ clientId: 'plantlink-client', clientSecret: 'plantlink-secret' }];
     this.clients = new Map(clients.map((c) => [c.clientId, c.clientSecret]));
+    const audiences = options.jwtAudiences ?? [this.url];
+    this.jwt = new JwtBearerVerifier(options.jwtClients ?? [], () => audiences);
     this.tokenTtlMs = options.tokenTtlMs ?? 2 * 60 * 60 * 1000;
     this.store = new RecordStore(options.objects ?? defaultObjects);
     this.apiLimit = options.apiLimit ?? 100_000;
@@ -138,6 +148,11 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
 
   record(object: string, externalId: string): UpsertRecord | undefined {
     return this.store.record(object, externalId);
+  }
+
+  /** JWT bearer assertions received (decoded header and claims, and the answer each got), oldest first. */
+  jwtAssertions(): ReceivedAssertion[] {
+    return this.jwt.assertions();
   }
 
   stats(): EmulatorStats {
@@ -186,6 +201,11 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
 
   clearValidationRules(): void {
     this.rules.clear();
+  }
+
+  /** Approves or revokes a user for a JWT bearer app (as adding or removing its profile on the app would). */
+  setJwtUserApproved(clientId: string, username: string, approved: boolean): void {
+    this.jwt.setApproved(clientId, username, approved);
   }
 
   /** Invalidates every access token issued so far, as a session timeout or revocation would. */
@@ -241,11 +261,17 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     sendJson(res, status, body, JSON_TYPE, headers);
   }
 
-  /** `POST /services/oauth2/token`, grant_type=client_credentials; credentials in the form or HTTP Basic. */
+  /** `POST /services/oauth2/token`: the client credentials or the JWT bearer grant. */
   private token(req: IncomingMessage, res: ServerResponse, body: string): void {
     this.counters.tokenRequests++;
     if (req.method !== 'POST') return this.send(res, 400, { error: 'invalid_request', error_description: 'must use HTTP POST' });
     const form = new URLSearchParams(body);
+    if (form.get('grant_type') === JWT_BEARER_GRANT_TYPE) return this.jwtBearerToken(res, form);
+    this.clientCredentialsToken(req, res, form);
+  }
+
+  /** grant_type=client_credentials; credentials in the form or HTTP Basic. */
+  private clientCredentialsToken(req: IncomingMessage, res: ServerResponse, form: URLSearchParams): void {
     let clientId = form.get('client_id');
     let clientSecret = form.get('client_secret');
     const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
@@ -262,8 +288,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     if (expected === undefined) return this.send(res, 400, { error: 'invalid_client_id', error_description: 'client identifier invalid' });
     if (clientSecret !== expected) return this.send(res, 400, { error: 'invalid_client', error_description: 'invalid client credentials' });
 
-    const accessToken = `${ORG_ID}!${randomBytes(42).toString('base64url')}`;
-    this.tokens.set(accessToken, Date.now() + this.tokenTtlMs);
+    const accessToken = this.issueToken();
     const id = `${this.url}/id/${ORG_ID}AAA/${USER_ID}AAA`;
     const issuedAt = String(Date.now());
     this.send(res, 200, {
@@ -277,6 +302,30 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
       token_type: 'Bearer',
       issued_at: issuedAt,
     });
+  }
+
+  /**
+   * grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer, assertion=<JWT> (checked in
+   * jwt-bearer.ts). Refusals are 400 `{ error, error_description }`. The answer has no
+   * refresh token, no expiry and no signature (that is an HMAC keyed with the consumer
+   * secret, which this flow does not use).
+   */
+  private jwtBearerToken(res: ServerResponse, form: URLSearchParams): void {
+    const verdict = this.jwt.verify(form.get('assertion'), Date.now());
+    if (!verdict.ok) return this.send(res, 400, { error: verdict.error, error_description: verdict.description });
+    this.send(res, 200, {
+      access_token: this.issueToken(),
+      scope: 'api',
+      instance_url: this.url,
+      id: `${this.url}/id/${ORG_ID}AAA/${USER_ID}AAA`,
+      token_type: 'Bearer',
+    });
+  }
+
+  private issueToken(): string {
+    const accessToken = `${ORG_ID}!${randomBytes(42).toString('base64url')}`;
+    this.tokens.set(accessToken, Date.now() + this.tokenTtlMs);
+    return accessToken;
   }
 
   private api(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, version: string, rest: string, body: string): void {

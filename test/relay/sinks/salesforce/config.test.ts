@@ -17,11 +17,11 @@ function issues(input: unknown): string[] {
 }
 
 describe('SalesforceSinkConfig', () => {
-  it('accepts the sample config in the README', () => {
+  it('accepts every sample config in the README', () => {
     const readme = readFileSync(new URL('../../../../relay/sinks/salesforce/README.md', import.meta.url), 'utf8');
-    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-    expect(yaml).toBeDefined();
-    expect(issues(parseYaml(yaml!))).toEqual([]);
+    const samples = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(samples.length).toBeGreaterThanOrEqual(2); // client credentials and JWT bearer
+    for (const yaml of samples) expect(issues(parseYaml(yaml))).toEqual([]);
   });
 
   it('fills defaults', () => {
@@ -46,6 +46,19 @@ describe('SalesforceSinkConfig', () => {
     expect(issues({ ...base, mappings: [{ ...defaultSalesforceMappings[0], externalId: 'data..workOrder' }] })[0]).toMatch(/^mappings\.0\.externalId/);
   });
 
+  it('jwt_bearer: needs exactly one private key source, a username, a URL as audience, and no unknown keys', () => {
+    const jwt = { flow: 'jwt_bearer', clientId: 'id', username: 'integration@example.com', privateKeyFile: '/etc/plantlink/salesforce.key' };
+    expect(issues({ ...base, auth: jwt })).toEqual([]);
+    expect(issues({ ...base, auth: { ...jwt, audience: 'https://test.salesforce.com' } })).toEqual([]);
+    expect(issues({ ...base, auth: { ...jwt, privateKey: 'pem' } })[0]).toMatch(/^auth\.privateKeyFile: give exactly one/);
+    const { privateKeyFile: _none, ...noKey } = jwt;
+    expect(issues({ ...base, auth: noKey })[0]).toMatch(/^auth\.privateKeyFile: give exactly one/);
+    const { username: _nobody, ...noUser } = jwt;
+    expect(issues({ ...base, auth: noUser })[0]).toMatch(/^auth\.username/);
+    expect(issues({ ...base, auth: { ...jwt, audience: 'login.salesforce.com' } })[0]).toMatch(/^auth\.audience/);
+    expect(issues({ ...base, auth: { ...jwt, clientSecret: 's' } })).not.toEqual([]);
+  });
+
   it('rejects the external id field or Id among the mapped fields, and duplicate mappings', () => {
     const mapping = { eventType: 't', object: 'A__c', externalIdField: 'K__c', externalId: 'id' };
     expect(issues({ ...base, mappings: [{ ...mapping, fields: { K__c: 'id' } }] })[0]).toMatch(/^mappings\.0\.fields\.K__c/);
@@ -58,7 +71,10 @@ describe('SalesforceSinkConfig', () => {
       Object.entries(shape).filter(([, schema]) => !schema.description).map(([key]) => `${prefix}${key}`);
     const shape = SalesforceSinkConfig.shape as unknown as Record<string, z.ZodType>;
     const mapping = (shape.mappings as unknown as z.ZodArray<z.ZodObject>).element.shape as Record<string, z.ZodType>;
-    const auth = (shape.auth as unknown as z.ZodDiscriminatedUnion<[z.ZodObject]>).options[0].shape as Record<string, z.ZodType>;
-    expect([...undescribed(shape, ''), ...undescribed(mapping, 'mappings.'), ...undescribed(auth, 'auth.')]).toEqual([]);
+    const flows = (shape.auth as unknown as z.ZodDiscriminatedUnion<z.ZodObject[]>).options;
+    expect(flows.length).toBe(2);
+    const auth = flows.flatMap((flow, i) => undescribed(flow.shape as Record<string, z.ZodType>, `auth[${i}].`));
+    expect([...undescribed(shape, ''), ...undescribed(mapping, 'mappings.'), ...auth]).toEqual([]);
+    expect(flows.every((flow) => flow.description)).toBe(true);
   });
 });
