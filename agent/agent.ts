@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../protocols/log.js';
 import type { AgentConfig, SourceConfig } from './config.js';
 import { Outbox } from './outbox/outbox.js';
 import { OpcUaSource } from './sources/opcua/index.js';
+import { SoapSource } from './sources/soap/index.js';
 import type { Source, SourceContext } from './sources/source.js';
 import { WebSocketUplink } from './uplink/ws-uplink.js';
 
@@ -20,6 +21,8 @@ export function createSource(config: SourceConfig, dataDir: string, logger: Logg
     case 'opcua':
       // The OPC UA client's certificate store lives with the agent's data, not in a home directory.
       return new OpcUaSource({ ...config, pkiDir: config.pkiDir ?? join(dataDir, 'pki') }, logger.child({ source: config.name }));
+    case 'soap':
+      return new SoapSource(config, logger.child({ source: config.name }));
   }
 }
 

@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { OpcUaSourceConfig } from './sources/opcua/config.js';
+import { SoapSourceConfig } from './sources/soap/config.js';
 import { WebSocketUplinkConfig } from './uplink/config.js';
 
-export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig]).describe('A plant-side source.');
+export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig]).describe('A plant-side source.');
 export type SourceConfig = z.infer<typeof SourceConfig>;
 
 export const AgentConfig = z

@@ -3,6 +3,9 @@
  *   agent [run] --config FILE       run the plant agent
  *   agent check --config FILE       validate a config and exit
  *   agent status --config FILE      backlog, quarantine and source state from the outbox
+ *   agent pki --config FILE [--source NAME]        OPC UA certificates: own, trusted, rejected
+ *   agent trust --config FILE [--source NAME] (--all-rejected | --file CERT)
+ *                                   trust a rejected OPC UA server certificate
  *   relay [run] --config FILE       run the relay
  *   relay check --config FILE
  *   relay add-agent --id ID --plant PLANT     issue an agent token
@@ -127,6 +130,51 @@ agent
     }
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(22)}${v}\n`);
     for (const r of rejected) process.stdout.write(`  quarantined ${r.id} ${r.type} ${r.subject}: ${r.code}: ${r.reason}\n`);
+  });
+
+agent
+  .command('pki')
+  .description('OPC UA certificates of each source: our own, the trusted and the rejected server certificates (subject, thumbprint, expiry).')
+  .addOption(configOption())
+  .option('--source <name>', 'only this OPC UA source')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { config: string; source?: string; json?: boolean }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
+    const { opcuaPkiFolders, listFolders, formatListing } = await import('../agent/sources/opcua/trust.js');
+    const folders = listFolders(opcuaPkiFolders(config.sources, config.agent.dataDir, opts.source));
+    if (opts.json) return void process.stdout.write(`${JSON.stringify(folders, null, 2)}\n`);
+    process.stdout.write(folders.length === 0 ? 'no OPC UA source in this config\n' : formatListing(folders));
+  });
+agent
+  .command('trust')
+  .description('Trust a rejected OPC UA server certificate: moves it from <pki>/rejected to <pki>/trusted/certs. A running agent uses it at its next connection attempt. Check the thumbprint with the server first (plantlink agent pki).')
+  .addOption(configOption())
+  .option('--source <name>', 'only the PKI folder of this OPC UA source')
+  .addOption(new Option('--all-rejected', 'every rejected certificate').conflicts('file'))
+  .addOption(new Option('--file <cert>', 'a certificate file (path, or file name in rejected/), or the leading digits of its thumbprint').conflicts('allRejected'))
+  .action(async (opts: { config: string; source?: string; allRejected?: boolean; file?: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, AgentConfig));
+    const { opcuaPkiFolders, listFolders, formatListing, trustInFolders } = await import('../agent/sources/opcua/trust.js');
+    const folders = opcuaPkiFolders(config.sources, config.agent.dataDir, opts.source);
+    if (!opts.allRejected && !opts.file) {
+      process.stderr.write(`say which certificate: --file <cert> or --all-rejected\n\n${formatListing(listFolders(folders))}`);
+      process.exitCode = 2;
+      return;
+    }
+    try {
+      const results = await trustInFolders(folders, opts.allRejected ? { all: true } : { file: opts.file! });
+      let n = 0;
+      for (const r of results) {
+        for (const c of r.trusted) {
+          n++;
+          process.stdout.write(`trusted ${c.thumbprint} ${c.subject}\n  now ${c.file}\n`);
+        }
+      }
+      process.stdout.write(n === 0 ? 'no rejected certificate to trust\n' : `${n} certificate(s) trusted; a running agent uses them at its next connection attempt\n`);
+    } catch (e) {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 2;
+    }
   });
 
 const relay = program.command('relay').description('The cloud relay.');

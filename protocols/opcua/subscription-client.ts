@@ -24,6 +24,12 @@
  * - Nothing is coalesced: sampling interval 0 (exception-based) by default and a queue
  *   per item (default 100) with discardOldest=false.
  * - stop() leaves no timer or socket behind.
+ * - Security (`security.ts`, `pki.ts`): with Sign or SignAndEncrypt, our certificate is
+ *   made (or renewed when it nears expiry) in `pkiDir` before each generation connects,
+ *   and the server's certificate must already be in `pkiDir/trusted/certs`: an unknown
+ *   one is filed under `pkiDir/rejected/`, never accepted, and health carries a
+ *   `problem` naming that file. Such failures are retried with the usual backoff, so a
+ *   certificate trusted meanwhile is used at the next attempt without a restart.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -32,11 +38,8 @@ import {
   AttributeIds,
   defaultClientTransportFactory,
   makeBrowsePath,
-  MessageSecurityMode,
-  OPCUACertificateManager,
   OPCUAClient,
   resolveNodeId,
-  SecurityPolicy,
   TimestampsToReturn,
   UserTokenType,
   type ClientSession,
@@ -53,8 +56,20 @@ import type { Logger } from '../log.js';
 import { sortChanges, toChange, type Change, type SortableChange } from './changes.js';
 import { readHistorySince } from './history.js';
 import { routeNodeOpcuaLogs } from './node-opcua-logs.js';
+import { ensureOwnCertificate, type OwnCertificate } from './pki.js';
+import {
+  classifySecurityFailure,
+  messageSecurityMode,
+  OpcUaSecurityError,
+  RecordingCertificateManager,
+  securityPolicy,
+  type OpcUaIdentity,
+  type OpcUaSecurity,
+  type SecurityProblem,
+} from './security.js';
 
 export type { Change } from './changes.js';
+export type { OpcUaIdentity, OpcUaSecurity, SecurityProblem } from './security.js';
 
 export interface MonitoredItemSpec {
   /** Key reported in every change of this item. Unique within the client. */
@@ -62,11 +77,6 @@ export interface MonitoredItemSpec {
   /** A NodeId string (`ns=1;s=L1.State`) or a browse path from the Root folder (`/Objects/1:Plant/1:L1/1:State`). */
   node: string;
 }
-
-/** Only `None` for now; Sign / SignAndEncrypt with a policy and a trusted server certificate come later. */
-export type OpcUaSecurity = { mode: 'None' };
-/** Only anonymous for now; username/password and certificate identities come later. */
-export type OpcUaIdentity = { type: 'anonymous' };
 
 export interface SubscriptionClientOptions {
   endpointUrl: string;
@@ -90,11 +100,17 @@ export interface SubscriptionClientOptions {
   reconnectMaxMs?: number;
   /** How long node-opcua may try to reopen a dropped channel and reactivate the session before we recycle. Default: the session timeout. */
   channelReconnectGraceMs?: number;
+  /** Message security. Default `{ mode: 'None' }`. */
   security?: OpcUaSecurity;
+  /** User identity. Default anonymous. */
   identity?: OpcUaIdentity;
-  /** Folder for the client's certificate store. Default `<tmpdir>/plantlink-opcua-pki`. */
+  /** Folder for the client's certificate store (own certificate, trusted and rejected server certificates). Default `<tmpdir>/plantlink-opcua-pki`. */
   pkiDir?: string;
   applicationName?: string;
+  /** Name (subject CN, application URI) of the certificate made when `pkiDir` has none. Default `applicationName`. */
+  certificateName?: string;
+  /** Our certificate: validity of a new one (default 3650 days), and renewal when fewer days remain (default 30). */
+  ownCertificate?: { validityDays?: number; renewBeforeDays?: number };
   logger?: Logger;
   /** For tests: the jitter source. */
   random?: () => number;
@@ -105,6 +121,8 @@ export type ClientHealthState = 'connecting' | 'connected' | 'stalled' | 'discon
 export interface ClientHealth {
   state: ClientHealthState;
   detail?: string;
+  /** Set while the last attempt failed for a reason an operator must fix (certificate trust, credentials). */
+  problem?: SecurityProblem;
   /** Unix ms of the last notification or keep-alive received. */
   lastActivityMs?: number;
 }
@@ -142,6 +160,8 @@ class Generation {
   session: ClientSession | undefined;
   sessionId = '';
   subscription: ClientSubscription | undefined;
+  /** Our certificate as this generation uses it (security other than None). */
+  own: OwnCertificate | undefined;
   resolved: Resolved[] = [];
   byHandle = new Map<number, Resolved>();
   /** Messages held until we know they are ours: before the item handles are known, or while a recreated session is verified. */
@@ -192,9 +212,15 @@ class Generation {
 const DEFAULT_PKI_DIR = path.join(os.tmpdir(), 'plantlink-opcua-pki');
 /** Bound on notifications held back while a recreated session is verified. */
 const MAX_HELD_MESSAGES = 10_000;
+/** How often a long-lived session checks whether our certificate is due for renewal. */
+const CERTIFICATE_CHECK_EVERY_MS = 6 * 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEvents> {
-  private readonly o: Required<Omit<SubscriptionClientOptions, 'logger' | 'channelReconnectGraceMs'>> & { channelReconnectGraceMs: number };
+  private readonly o: Required<Omit<SubscriptionClientOptions, 'logger' | 'channelReconnectGraceMs' | 'ownCertificate'>> & {
+    channelReconnectGraceMs: number;
+    ownCertificate: { validityDays: number; renewBeforeDays: number };
+  };
   private readonly log: Logger | undefined;
   private current: ClientHealth = { state: 'stopped' };
   private gen: Generation | undefined;
@@ -203,6 +229,9 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
   private stopping = false;
   private lastActivityMs: number | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private certificateTimer: NodeJS.Timeout | undefined;
+  /** Why the last attempt failed, until one succeeds: shown while the next attempt runs. */
+  private lastFailure: { reason: string; problem?: SecurityProblem } | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
   private wakeSleep: (() => void) | undefined;
 
@@ -231,6 +260,11 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
       identity: options.identity ?? { type: 'anonymous' },
       pkiDir: options.pkiDir ?? DEFAULT_PKI_DIR,
       applicationName: options.applicationName ?? 'plantlink-agent',
+      certificateName: options.certificateName ?? options.applicationName ?? 'plantlink-agent',
+      ownCertificate: {
+        validityDays: options.ownCertificate?.validityDays ?? 3650,
+        renewBeforeDays: options.ownCertificate?.renewBeforeDays ?? 30,
+      },
       random: options.random ?? Math.random,
     };
     this.log = options.logger?.child({ component: 'opcua-client', endpointUrl: options.endpointUrl });
@@ -249,6 +283,10 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     this.running = this.supervise();
     const checkEveryMs = Math.max(100, Math.min(1000, (this.o.publishingIntervalMs * this.o.maxKeepAliveCount) / 4));
     this.watchdog = setInterval(() => this.checkStall(), checkEveryMs);
+    if (this.o.security.mode !== 'None') {
+      this.certificateTimer = setInterval(() => this.checkOwnCertificate(), CERTIFICATE_CHECK_EVERY_MS);
+      this.certificateTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
@@ -256,6 +294,8 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     this.stopping = true;
     clearInterval(this.watchdog);
     this.watchdog = undefined;
+    clearInterval(this.certificateTimer);
+    this.certificateTimer = undefined;
     this.gen?.end('stopping');
     this.wakeSleep?.();
     await this.running;
@@ -312,19 +352,16 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
       this.gen = gen;
       const startedAt = Date.now();
       try {
-        this.setHealth('connecting', this.generations > 1 ? `attempt ${attempt + 1}` : undefined);
+        const last = this.lastFailure;
+        const detail = this.generations > 1 ? `attempt ${attempt + 1}${last ? `; the last one failed: ${last.reason}` : ''}` : undefined;
+        this.setHealth('connecting', detail, last?.problem);
         await this.establish(gen);
         const reason = await gen.ended;
         if (!this.stopping) this.log?.warn({ reason, generation: gen.number }, 'recycling the OPC UA session');
       } catch (e) {
         const reason = e instanceof GenerationEnded ? e.reason : describeError(e);
         gen.end(reason);
-        if (!this.stopping) {
-          this.setHealth('disconnected', reason);
-          // a server that is down for hours must not flood the log: every 10th failure at warn
-          const level = attempt % 10 === 0 ? 'warn' : 'debug';
-          this.log?.[level]({ err: reason, generation: gen.number, attempt }, 'could not subscribe to the OPC UA server');
-        }
+        if (!this.stopping) this.onAttemptFailed(gen, reason, e instanceof OpcUaSecurityError ? e.problem : undefined, attempt);
       }
       await this.teardown(gen);
       if (this.stopping) break;
@@ -336,15 +373,82 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     this.gen = undefined;
   }
 
+  private onAttemptFailed(gen: Generation, reason: string, problem: SecurityProblem | undefined, attempt: number): void {
+    const repeated = this.lastFailure?.reason === reason;
+    this.lastFailure = problem ? { reason, problem } : { reason };
+    this.setHealth('disconnected', reason, problem);
+    if (problem) {
+      // An operator must act: said at error level once per distinct problem, then every 10th attempt.
+      const level = !repeated || attempt % 10 === 0 ? 'error' : 'debug';
+      this.log?.[level]({ alarm: `opcua_${problem.kind.replace(/-/g, '_')}`, ...problem, generation: gen.number, attempt }, reason);
+      return;
+    }
+    // a server that is down for hours must not flood the log: every 10th failure at warn
+    const level = attempt % 10 === 0 ? 'warn' : 'debug';
+    this.log?.[level]({ err: reason, generation: gen.number, attempt }, 'could not subscribe to the OPC UA server');
+  }
+
+  /** A long-lived session does not wait for a reconnection to renew our certificate. */
+  private checkOwnCertificate(): void {
+    const gen = this.gen;
+    const own = gen?.own;
+    if (!gen || !own || gen.endReason !== undefined) return;
+    const daysLeft = (own.notAfter.getTime() - Date.now()) / DAY_MS;
+    if (daysLeft < this.o.ownCertificate.renewBeforeDays) gen.end(`our certificate expires in ${Math.floor(daysLeft)} days; reconnecting with a renewed one`);
+  }
+
+  /** Our certificate, made or renewed as needed, and a certificate manager that trusts only what is in trusted/. */
+  private async prepareSecurity(gen: Generation): Promise<RecordingCertificateManager> {
+    const o = this.o;
+    if (o.security.mode !== 'None') {
+      gen.own = await gen.step(
+        'preparing our certificate',
+        ensureOwnCertificate({ pkiDir: o.pkiDir, applicationName: o.certificateName, ...o.ownCertificate, ...(this.log ? { logger: this.log } : {}) }),
+        Math.max(o.operationTimeoutMs, 60_000), // the first run generates a key pair
+      );
+    }
+    return new RecordingCertificateManager({
+      rootFolder: o.pkiDir,
+      automaticallyAcceptUnknownCertificate: false, // trust is explicit: an unknown server certificate lands in rejected/
+      disableFileWatchers: true, // every generation reads the store afresh; no watcher per generation
+    });
+  }
+
+  /** Runs one step of building a session; a security failure comes out as an OpcUaSecurityError. */
+  private async securedStep<T>(
+    gen: Generation,
+    what: 'connecting' | 'creating a session',
+    manager: RecordingCertificateManager,
+    promise: Promise<T>,
+  ): Promise<T> {
+    try {
+      return await gen.step(what, promise, this.o.operationTimeoutMs);
+    } catch (e) {
+      if (e instanceof GenerationEnded) throw e;
+      const problem = classifySecurityFailure(describeError(e), {
+        phase: what,
+        security: this.o.security,
+        identity: this.o.identity,
+        pkiDir: this.o.pkiDir,
+        refused: manager.refused,
+        own: gen.own,
+      });
+      throw problem ? new OpcUaSecurityError(problem, { cause: e }) : e;
+    }
+  }
+
   private async establish(gen: Generation): Promise<void> {
     const o = this.o;
     const keepAlivePeriodMs = o.publishingIntervalMs * o.maxKeepAliveCount;
+    const certificateManager = await this.prepareSecurity(gen);
     const client = OPCUAClient.create({
       applicationName: o.applicationName,
+      // the server checks that the URI we claim is the one in our certificate
+      ...(gen.own?.applicationUri ? { applicationUri: gen.own.applicationUri } : {}),
       clientName: `${o.applicationName}-${gen.number}`,
       endpointMustExist: false,
-      securityMode: MessageSecurityMode.None,
-      securityPolicy: SecurityPolicy.None,
+      securityMode: messageSecurityMode(o.security),
+      securityPolicy: securityPolicy(o.security),
       requestedSessionTimeout: o.sessionTimeoutMs,
       keepSessionAlive: false, // the subscription's publish traffic keeps the session alive
       // maxRetry 1: the first connect fails fast (our backoff takes over); a dropped channel is
@@ -356,11 +460,7 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
         randomisationFactor: 0.5,
       },
       transportTimeout: Math.max(o.operationTimeoutMs, 2 * o.stallAfterKeepAlives * keepAlivePeriodMs),
-      clientCertificateManager: new OPCUACertificateManager({
-        rootFolder: o.pkiDir,
-        automaticallyAcceptUnknownCertificate: true, // only with security None: nothing is trusted by it
-        disableFileWatchers: true, // every generation reads the store afresh; no watcher per generation
-      }),
+      clientCertificateManager: certificateManager,
       transportFactory: {
         create: (settings) => {
           const transport = defaultClientTransportFactory.create(settings);
@@ -376,11 +476,17 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
       if (err) gen.end(`connection closed: ${err.message}`);
     });
 
-    await gen.step('connecting', client.connect(o.endpointUrl), o.operationTimeoutMs);
-    const session = await gen.step(
+    await this.securedStep(gen, 'connecting', certificateManager, client.connect(o.endpointUrl));
+    const identity = o.identity;
+    const session = await this.securedStep(
+      gen,
       'creating a session',
-      client.createSession({ type: UserTokenType.Anonymous }),
-      o.operationTimeoutMs,
+      certificateManager,
+      client.createSession(
+        identity.type === 'username'
+          ? { type: UserTokenType.UserName, userName: identity.userName, password: identity.password }
+          : { type: UserTokenType.Anonymous },
+      ),
     );
     gen.session = session;
     gen.sessionId = session.sessionId.toString();
@@ -531,6 +637,7 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     if (gen.awaitingInitial.size > 0) {
       this.log?.warn({ items: [...gen.awaitingInitial] }, 'no initial value from some OPC UA items; going on without them');
     }
+    this.lastFailure = undefined;
     this.setHealth('connected');
     const batch = sortChanges(gen.initialBuffer.splice(0));
     if (batch.length > 0) this.emitSafely('changes', batch);
@@ -667,9 +774,9 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     });
   }
 
-  private setHealth(state: ClientHealthState, detail?: string): void {
-    const changed = state !== this.current.state || detail !== this.current.detail;
-    this.current = detail === undefined ? { state } : { state, detail };
+  private setHealth(state: ClientHealthState, detail?: string, problem?: SecurityProblem): void {
+    const changed = state !== this.current.state || detail !== this.current.detail || problem?.kind !== this.current.problem?.kind;
+    this.current = { state, ...(detail === undefined ? {} : { detail }), ...(problem ? { problem } : {}) };
     if (changed) {
       this.log?.debug({ state, detail }, 'OPC UA client health changed');
       this.emitSafely('health', this.health());

@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetSuiteEmulator } from '../emulators/netsuite/netsuite-emulator.js';
+import { ErpSimulator } from './erp/erp-simulator.js';
 import { SalesforceEmulator, type UpsertEvent } from '../emulators/salesforce/salesforce-emulator.js';
 import { PlantSimulator } from './plant/plant-simulator.js';
 import { PlantlinkProcess } from './processes.js';
@@ -40,6 +41,8 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const privateKeyFile = join(dir, 'erp-m2m-key.pem');
   writeFileSync(privateKeyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const erp = await NetSuiteEmulator.start({ clients: [{ clientId: 'plantlink-demo', certificateId: 'demo-cert', publicKey: keys.publicKey }] });
+  // The plant's own ERP, answering SOAP: shipments for the sales orders the lines work on.
+  const plantErp = await ErpSimulator.start({ users: [{ username: 'plantlink', password: 'demo-password' }] });
   const relayPort = await freePort();
   const { relayFile, agentFile } = writeStackConfigs(dir, {
     opcuaEndpoint: plant.endpointUrl,
@@ -48,10 +51,12 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     salesforceUrl: crm.url,
     relayPort,
     erp: { url: erp.url, clientId: 'plantlink-demo', certificateId: 'demo-cert', privateKeyFile },
+    soapErp: { wsdlUrl: plantErp.url, username: 'plantlink', password: 'demo-password' },
   });
   out(`  plant simulator  ${plant.endpointUrl}  (lines ${lines.join(', ')})`);
+  out(`  plant ERP (SOAP) ${plantErp.url}  (shipments, WS-Security)`);
   out(`  CRM emulator     ${crm.url}   (Salesforce REST: every milestone, and each work order's status)`);
-  out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed)`);
+  out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed, shipments)`);
   out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
   out(`  agent            config ${agentFile}`);
   out(`  logs             ${join(dir, 'relay.log')}, ${join(dir, 'agent.log')}`);
@@ -65,9 +70,17 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   agent.start();
   await subscribed;
   plant.resume();
+  const stopShipping = plantErp.runAutomatically({ everyMs: 4000 });
 
   let landed = 0;
   crm.on('upsert', (e: UpsertEvent) => {
+    if (e.record.object === 'Shipment__c' && e.changed) {
+      const f = e.record.fields;
+      out(
+        `${colour(90, new Date().toISOString().slice(11, 23))}  CRM  ${String(e.record.externalId).padEnd(14)} ${colour(33, `shipment ${String(f.Status__c)}`.padEnd(18))} ${String(f.Sales_Order__c ?? '').padEnd(15)} ${colour(90, `${String(f.Carrier__c ?? '')} ${String(f.Tracking_Number__c ?? '')}`)}`,
+      );
+      return;
+    }
     if (e.record.object !== 'Production_Milestone__c' || !e.created) return;
     landed++;
     const f = e.record.fields;
@@ -90,8 +103,10 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     stopping = true;
     out('');
     out(`stopping: the plant made ${plant.truth.length} milestones, ${landed} landed in the CRM (${crm.records('Production_Order__c').length} work orders).`);
+    stopShipping();
     await agent.stop();
     await relay.stop();
+    await plantErp.stop();
     await plant.stop();
     await crm.stop();
     await erp.stop();

@@ -21,7 +21,24 @@ export interface StackPorts {
   uplinkPort?: number;
   /** A NetSuite-compatible ERP: when given, work-order releases and completions also go there. */
   erp?: { url: string; clientId: string; certificateId: string; privateKeyFile: string };
+  /** The plant's on-prem ERP SOAP service: when given, the agent polls it for shipments. */
+  soapErp?: { wsdlUrl: string; username: string; password: string };
 }
+
+/** How the simulated ERP's shipment changes become Shipment v1 events. */
+export const ERP_SHIPMENT_MAP = {
+  event: 'shipment',
+  key: 'ShipmentNo',
+  occurredAt: 'ChangedAt',
+  fields: {
+    salesOrder: 'SalesOrder',
+    status: '$lowercase(Status)',
+    carrier: 'Carrier',
+    trackingNumber: 'TrackingNo',
+    reason: 'Reason',
+    lines: "[Lines.Line.{ 'lineNumber': LineNo, 'product': Sku, 'quantity': { 'value': Qty, 'unit': Uom } }]",
+  },
+} as const;
 
 /** A port that was free a moment ago (for child processes that must know each other's ports up front). */
 export async function freePort(): Promise<number> {
@@ -63,7 +80,10 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
     routes: [
       { name: 'everything-to-crm', match: {}, sinks: ['crm'] },
       ...(ports.erp
-        ? [{ name: 'work-order-start-and-end-to-erp', match: { attributes: { 'data.milestone': ['released', 'completed'] } }, sinks: ['erp'] }]
+        ? [
+            { name: 'work-order-start-and-end-to-erp', match: { attributes: { 'data.milestone': ['released', 'completed'] } }, sinks: ['erp'] },
+            { name: 'shipments-to-erp', match: { type: 'com.plantlink.shipment.v1' }, sinks: ['erp'] },
+          ]
         : []),
     ],
     delivery: options.fastRetries ? { batchSize: 50, backoff: { initialMs: 100, maxMs: 1000 }, pollMs: 200 } : { batchSize: 50 },
@@ -94,6 +114,20 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
     ],
     log: { level: options.logLevel ?? 'info' },
   };
+  if (ports.soapErp) {
+    agent.sources.push({
+      name: 'erp-shipments',
+      kind: 'soap',
+      wsdlUrl: ports.soapErp.wsdlUrl,
+      operation: 'GetShipmentChanges',
+      request: { pageSize: 50 },
+      cursor: { requestField: 'changedSince', watermarkField: 'ChangedAt', pageTokenField: 'pageToken', nextPageTokenPath: 'nextPageToken' },
+      itemsPath: 'shipments.Shipment',
+      pollIntervalMs: 1000,
+      auth: { username: ports.soapErp.username, password: ports.soapErp.password },
+      map: ERP_SHIPMENT_MAP,
+    } as never);
+  }
   const relayFile = join(dir, 'relay.yaml');
   const agentFile = join(dir, 'agent.yaml');
   writeFileSync(relayFile, `# plantlink relay (generated for a loopback stack)\n${stringify(relay)}`);

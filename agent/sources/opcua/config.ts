@@ -3,6 +3,7 @@
  * Types come from the schema; defaults live here and nowhere else.
  */
 import { z } from 'zod';
+import { SECURITY_MODES, SECURITY_POLICIES } from '../../../protocols/opcua/security.js';
 import { LINE_LIFECYCLES } from './line-machine.js';
 
 const NodeRef = z
@@ -45,13 +46,60 @@ export const OpcUaLineConfig = z
 
 export const OpcUaSecurityConfig = z
   .object({
-    mode: z.literal('None').default('None').describe('Message security mode. Only `None` for now; Sign and SignAndEncrypt come later.'),
+    mode: z
+      .enum(SECURITY_MODES)
+      .default('None')
+      .describe(
+        'Message security mode: `None`, `Sign` or `SignAndEncrypt`. With Sign or SignAndEncrypt the server certificate must be trusted explicitly (`plantlink agent trust`); an unknown one is refused and filed under `<pkiDir>/rejected`.',
+      ),
+    policy: z
+      .enum(SECURITY_POLICIES)
+      .optional()
+      .describe('Security policy with Sign or SignAndEncrypt: `Basic256Sha256` (default), `Aes128_Sha256_RsaOaep` or `Aes256_Sha256_RsaPss`. Not allowed with `None`.'),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.mode === 'None' && s.policy !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['policy'], message: 'a policy needs mode Sign or SignAndEncrypt' });
+    }
+  })
+  .transform((s) => (s.mode === 'None' ? { mode: s.mode } : { mode: s.mode, policy: s.policy ?? 'Basic256Sha256' }));
 
 export const OpcUaIdentityConfig = z
+  .discriminatedUnion('type', [
+    z
+      .object({ type: z.literal('anonymous').describe('No user: the server must allow anonymous sessions.') })
+      .strict(),
+    z
+      .object({
+        type: z.literal('username').describe('User name and password.'),
+        userName: z.string().min(1).max(256).describe('User name presented to the server.'),
+        password: z
+          .string()
+          .min(1)
+          .max(1024)
+          .describe('Password; write `${ENV_VAR}` to keep it out of the file. Never logged. Sent encrypted with the server certificate, so use it with Sign or SignAndEncrypt.'),
+      })
+      .strict(),
+  ])
+  .describe('User identity presented to the server: `{ type: anonymous }` or `{ type: username, userName, password }`.');
+
+export const OpcUaOwnCertificateConfig = z
   .object({
-    type: z.literal('anonymous').default('anonymous').describe('User identity. Only `anonymous` for now; username/password comes later.'),
+    validityDays: z
+      .number()
+      .int()
+      .min(30)
+      .max(7300)
+      .default(3650)
+      .describe('Validity of the certificate the agent makes for itself (on first start, and when renewing).'),
+    renewBeforeDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(365)
+      .default(30)
+      .describe('Renew our certificate (same key, new certificate; logged as alarm `opcua_certificate_expiring`) when fewer days than this remain. Servers that trust certificates one by one must then trust the new one.'),
   })
   .strict();
 
@@ -106,12 +154,15 @@ export const OpcUaSourceConfig = z
     operationTimeoutMs: z.number().int().min(1000).max(120_000).default(10_000).describe('Upper bound on connect, create session, subscribe and read.'),
     reconnect: OpcUaReconnectConfig.default({ baseMs: 500, maxMs: 10_000 }).describe('Backoff between reconnection attempts.'),
     security: OpcUaSecurityConfig.default({ mode: 'None' }).describe('Message security.'),
-    identity: OpcUaIdentityConfig.default({ type: 'anonymous' }).describe('User identity presented to the server.'),
+    identity: OpcUaIdentityConfig.default({ type: 'anonymous' }),
     pkiDir: z
       .string()
       .min(1)
       .optional()
-      .describe('Folder of the client certificate store; defaults to a folder under the OS temp dir (fine for security None).'),
+      .describe(
+        'Folder of the client certificate store: own/ (our certificate and key), trusted/certs/ (trusted server certificates), rejected/ (refused ones). The agent sets `<agent.dataDir>/pki` when unset.',
+      ),
+    ownCertificate: OpcUaOwnCertificateConfig.default({ validityDays: 3650, renewBeforeDays: 30 }).describe('Our application certificate (security Sign or SignAndEncrypt).'),
     lines: z.array(OpcUaLineConfig).min(1).max(1000).describe('Lines read from this server.'),
   })
   .strict()
@@ -123,6 +174,9 @@ export const OpcUaSourceConfig = z
       }
       seen.add(line.equipment);
     });
+    if (config.ownCertificate.renewBeforeDays >= config.ownCertificate.validityDays) {
+      ctx.addIssue({ code: 'custom', path: ['ownCertificate', 'renewBeforeDays'], message: 'must be less than ownCertificate.validityDays' });
+    }
     if (config.reconnect.baseMs > config.reconnect.maxMs) {
       ctx.addIssue({ code: 'custom', path: ['reconnect', 'baseMs'], message: 'must not exceed reconnect.maxMs' });
     }

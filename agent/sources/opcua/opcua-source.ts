@@ -13,9 +13,14 @@
  *   is missed; nodes without history collapse what happened into catch-up milestones.
  * - Restarts emit nothing twice: the persisted per-node timestamps make the initial
  *   values of every (re)subscription a no-op unless they really are newer.
+ * - A security problem (server certificate not trusted, ours refused, user refused) shows
+ *   in health as the sentence to act on, with the `plantlink agent trust` command for this
+ *   source; the client keeps retrying, so the fix needs no restart.
  */
+import path from 'node:path';
 import type { Logger } from '../../../protocols/log.js';
 import { describeError } from '../../../protocols/errors.js';
+import { describeSecurityProblem, type SecurityProblem } from '../../../protocols/opcua/security.js';
 import {
   OpcUaSubscriptionClient,
   type Change,
@@ -121,7 +126,10 @@ export class OpcUaSource implements Source {
       security: c.security,
       identity: c.identity,
       ...(c.pkiDir ? { pkiDir: c.pkiDir } : {}),
+      ownCertificate: c.ownCertificate,
       applicationName: `plantlink-${this.name}`,
+      // one certificate per PKI folder, shared by the agent's sources: named after the agent, not a source
+      certificateName: 'plantlink-agent',
       logger: log,
     });
     this.client = client;
@@ -168,6 +176,9 @@ export class OpcUaSource implements Source {
     const h = this.clientHealth;
     const activity = h.lastActivityMs === undefined ? {} : { lastActivityMs: h.lastActivityMs };
     if (this.paused) return { state: 'paused', detail: this.paused.reason, ...activity };
+    if (h.problem && h.state !== 'connected') {
+      return { state: this.everConnected ? 'disconnected' : 'starting', detail: this.explain(h.problem), ...activity };
+    }
     switch (h.state) {
       case 'connecting':
         return this.everConnected
@@ -179,6 +190,14 @@ export class OpcUaSource implements Source {
       case 'stopped':
         return { state: h.state, ...(h.detail ? { detail: h.detail } : {}), ...activity };
     }
+  }
+
+  /** The client's sentence, plus the command that fixes it for this source. */
+  private explain(problem: SecurityProblem): string {
+    const sentence = describeSecurityProblem(problem);
+    if (problem.kind !== 'server-certificate-untrusted') return sentence;
+    const file = problem.file ? ` --file '${path.basename(problem.file)}'` : ' --all-rejected';
+    return `${sentence}: plantlink agent trust --config <agent config> --source ${this.name}${file}`;
   }
 
   private onBatch(batch: Change[]): void {

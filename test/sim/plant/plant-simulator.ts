@@ -19,8 +19,14 @@
  *   (minSupportedSampleRate 0, node MinimumSamplingInterval 0) and a high
  *   notifications-per-publish cap (node-opcua defaults: 100 ms and 1,000; FIELD-NOTES).
  * - Work-order ids are unique per run and line (`WO-L1-0001`).
+ * - Security is None and anonymous unless asked for (`securityModes`, `users`,
+ *   `allowAnonymous`). A secure-only server still offers a restricted None endpoint for
+ *   GetEndpoints (node-opcua's discovery endpoint: no session possible on it), as real
+ *   servers do, so clients can learn its certificate. Its certificate lives in `pkiDir`
+ *   (own folder per test, so trust lists never leak between tests) and survives restarts.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -70,7 +76,22 @@ export interface PlantSimulatorOptions {
    * were away.
    */
   historize?: boolean;
+  /** Security modes of the session endpoints. Default ['None']. */
+  securityModes?: SimSecurityMode[];
+  /** Policies of the Sign / SignAndEncrypt endpoints. Default all three node-opcua supports that OPC UA does not deprecate. */
+  securityPolicies?: SimSecurityPolicy[];
+  /** Default true. */
+  allowAnonymous?: boolean;
+  /** User names and passwords the server accepts. Default none. */
+  users?: Array<{ name: string; password: string }>;
+  /** Root of the server's certificate stores (`server/`, `user/` under it). Default a folder shared by all simulators in os.tmpdir(). */
+  pkiDir?: string;
+  /** Trust every client certificate the server has not seen (default true, as today); false files them under its rejected folder and refuses the channel. */
+  acceptUnknownClientCertificates?: boolean;
 }
+
+export type SimSecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
+export type SimSecurityPolicy = 'Basic256Sha256' | 'Aes128_Sha256_RsaOaep' | 'Aes256_Sha256_RsaPss';
 
 export type PlantVariable = 'workOrder' | 'salesOrder' | 'product' | 'plannedQuantity' | 'state' | 'goodCount' | 'scrapCount';
 export type PlantState = 'Idle' | 'Released' | 'Running' | 'Held' | 'Completed';
@@ -110,6 +131,8 @@ interface LineRun {
 export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilestone] }> {
   readonly truth: GroundTruthMilestone[] = [];
   private readonly options: Required<PlantSimulatorOptions>;
+  /** The server's certificate store, kept for trusting client certificates at run time. */
+  private serverCertificates: OPCUACertificateManager | undefined;
   private readonly runs = new Map<string, LineRun>();
   private readonly variables = new Map<string, UAVariable>(); // `${line}.${key}`
   /** Per variable, its whole history; outlives server restarts (each new server reads the same arrays). */
@@ -134,7 +157,14 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
       holdEvery: options.holdEvery ?? 3,
       orderPrefix: options.orderPrefix ?? 'WO-',
       historize: options.historize ?? true,
+      securityModes: options.securityModes ?? ['None'],
+      securityPolicies: options.securityPolicies ?? ['Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'],
+      allowAnonymous: options.allowAnonymous ?? true,
+      users: options.users ?? [],
+      pkiDir: options.pkiDir ?? PKI_ROOT,
+      acceptUnknownClientCertificates: options.acceptUnknownClientCertificates ?? true,
     };
+    if (this.options.securityModes.length === 0) throw new Error('securityModes must not be empty');
     if (this.options.quantityPerOrder < 1) throw new Error('quantityPerOrder must be >= 1');
     this.boundPort = this.options.port;
     for (const line of this.options.lines) {
@@ -171,6 +201,30 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
 
   get endpointUrl(): string {
     return `opc.tcp://127.0.0.1:${this.boundPort}${RESOURCE_PATH}`;
+  }
+
+  /** The server's own certificate (PEM), e.g. to trust it in a client ahead of time. */
+  get certificateFile(): string {
+    return path.join(this.options.pkiDir, 'server', 'own', 'certs', 'certificate.pem');
+  }
+
+  /** The server's folder of client certificates it refused. */
+  get rejectedClientCertificatesFolder(): string {
+    return path.join(this.options.pkiDir, 'server', 'rejected');
+  }
+
+  /** Trusts every client certificate the server refused so far (as its administrator would). Returns how many. */
+  async trustRejectedClientCertificates(): Promise<number> {
+    const manager = this.serverCertificates;
+    if (!manager) throw new Error('simulator server is not running');
+    const folder = this.rejectedClientCertificatesFolder;
+    const files = existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.pem')) : [];
+    for (const f of files) {
+      const pem = readFileSync(path.join(folder, f), 'utf8');
+      const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, ''), 'base64');
+      await manager.trustCertificate(der); // updates the manager's index too (its file watchers are off)
+    }
+    return files.length;
   }
 
   nodeIdsFor(line: string): Record<PlantVariable, string> {
@@ -219,6 +273,7 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
     this.pause();
     const server = this.server;
     this.server = undefined;
+    this.serverCertificates = undefined;
     this.variables.clear();
     if (server) await server.shutdown(0);
   }
@@ -336,23 +391,35 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
   private async startServer(): Promise<void> {
     // node-opcua caps notifications per publish at this static limit (1,000 by default).
     Subscription.maxNotificationPerPublishHighLimit = Math.max(Subscription.maxNotificationPerPublishHighLimit, 100_000);
+    const o = this.options;
+    const secureOnly = !o.securityModes.includes('None');
+    const users = o.users;
+    const serverCertificates = new OPCUACertificateManager({
+      rootFolder: path.join(o.pkiDir, 'server'),
+      automaticallyAcceptUnknownCertificate: o.acceptUnknownClientCertificates,
+      disableFileWatchers: true,
+    });
+    this.serverCertificates = serverCertificates;
     const server = new OPCUAServer({
       port: this.boundPort,
       host: '127.0.0.1',
       hostname: '127.0.0.1',
       resourcePath: RESOURCE_PATH,
       nodeset_filename: [nodesets.standard],
-      securityModes: [MessageSecurityMode.None],
-      securityPolicies: [SecurityPolicy.None],
-      allowAnonymous: true,
-      disableDiscovery: true,
-      serverCertificateManager: new OPCUACertificateManager({
-        rootFolder: path.join(PKI_ROOT, 'server'),
-        automaticallyAcceptUnknownCertificate: true,
-        disableFileWatchers: true,
-      }),
+      securityModes: o.securityModes.map((m) => MessageSecurityMode[m]),
+      securityPolicies: [
+        ...(o.securityModes.includes('None') ? [SecurityPolicy.None] : []),
+        ...(o.securityModes.some((m) => m !== 'None') ? o.securityPolicies.map((p) => SecurityPolicy[p]) : []),
+      ],
+      allowAnonymous: o.allowAnonymous,
+      // a secure-only server keeps node-opcua's restricted None endpoint (GetEndpoints only)
+      disableDiscovery: !secureOnly,
+      userManager: {
+        isValidUser: (userName: string, password: string) => users.some((u) => u.name === userName && u.password === password),
+      },
+      serverCertificateManager: serverCertificates,
       userCertificateManager: new OPCUACertificateManager({
-        rootFolder: path.join(PKI_ROOT, 'user'),
+        rootFolder: path.join(o.pkiDir, 'user'),
         automaticallyAcceptUnknownCertificate: true,
         disableFileWatchers: true,
       }),

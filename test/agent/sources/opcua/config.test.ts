@@ -46,9 +46,24 @@ describe('OpcUaSourceConfig', () => {
     expect(bad({ lines: [{ equipment: 'L1', nodes: { workOrder: 'ns=1;s=A' } }] })).toBe(false);
     expect(bad({ lines: [...minimal.lines, ...minimal.lines] })).toBe(false);
     expect(bad({ lines: [{ ...minimal.lines[0], states: { Running: 'busy' } }] })).toBe(false);
-    expect(bad({ security: { mode: 'SignAndEncrypt' } })).toBe(false);
+    expect(bad({ security: { mode: 'Encrypt' } })).toBe(false);
     expect(bad({ reconnect: { baseMs: 5000, maxMs: 1000 } })).toBe(false);
     expect(bad({ name: 'has space' })).toBe(false);
+  });
+
+  it('takes security modes, policies, a user name identity and our certificate lifetime', () => {
+    const ok = (patch: object) => OpcUaSourceConfig.safeParse({ ...minimal, ...patch });
+    expect(ok({ security: { mode: 'SignAndEncrypt' } }).data?.security).toEqual({ mode: 'SignAndEncrypt', policy: 'Basic256Sha256' });
+    expect(ok({ security: { mode: 'Sign', policy: 'Aes256_Sha256_RsaPss' } }).data?.security).toEqual({ mode: 'Sign', policy: 'Aes256_Sha256_RsaPss' });
+    expect(ok({ security: { mode: 'None' } }).data?.security).toEqual({ mode: 'None' });
+    expect(ok({ security: { mode: 'None', policy: 'Basic256Sha256' } }).success).toBe(false);
+    expect(ok({ security: { mode: 'SignAndEncrypt', policy: 'Basic128Rsa15' } }).success).toBe(false);
+    const user = ok({ identity: { type: 'username', userName: 'op', password: 'x' } });
+    expect(user.data?.identity).toEqual({ type: 'username', userName: 'op', password: 'x' });
+    expect(ok({ identity: { type: 'username', userName: 'op' } }).success).toBe(false);
+    expect(ok({ identity: { type: 'anonymous', password: 'x' } }).success).toBe(false);
+    expect(ok({}).data?.ownCertificate).toEqual({ validityDays: 3650, renewBeforeDays: 30 });
+    expect(ok({ ownCertificate: { validityDays: 60, renewBeforeDays: 60 } }).success).toBe(false);
   });
 
   it('describes every field', () => {
