@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
 import { issueToken } from '../../relay/ingress/agent-auth.js';
 import { defaultNetSuiteMappings } from '../../relay/sinks/netsuite/index.js';
 import { defaultSalesforceMappings } from '../../relay/sinks/salesforce/index.js';
@@ -25,20 +26,7 @@ export interface StackPorts {
   soapErp?: { wsdlUrl: string; username: string; password: string };
 }
 
-/** How the simulated ERP's shipment changes become Shipment v1 events. */
-export const ERP_SHIPMENT_MAP = {
-  event: 'shipment',
-  key: 'ShipmentNo',
-  occurredAt: 'ChangedAt',
-  fields: {
-    salesOrder: 'SalesOrder',
-    status: '$lowercase(Status)',
-    carrier: 'Carrier',
-    trackingNumber: 'TrackingNo',
-    reason: 'Reason',
-    lines: "[Lines.Line.{ 'lineNumber': LineNo, 'product': Sku, 'quantity': { 'value': Qty, 'unit': Uom } }]",
-  },
-} as const;
+export { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
 
 /** A port that was free a moment ago (for child processes that must know each other's ports up front). */
 export async function freePort(): Promise<number> {

@@ -12,19 +12,8 @@ import { MemorySourceContext } from '../opcua/memory-source-context.js';
 
 export const WAIT = { timeout: 15_000, interval: 10 };
 
-export const SHIPMENT_MAP = {
-  event: 'shipment',
-  key: 'ShipmentNo',
-  occurredAt: 'ChangedAt',
-  fields: {
-    salesOrder: 'SalesOrder',
-    status: '$lowercase(Status)',
-    carrier: 'Carrier',
-    trackingNumber: 'TrackingNo',
-    reason: 'Reason',
-    lines: "[Lines.Line.{ 'lineNumber': LineNo, 'product': Sku, 'quantity': { 'value': Qty, 'unit': Uom } }]",
-  },
-} as const;
+export { ERP_SHIPMENT_MAP as SHIPMENT_MAP } from '../../../sim/erp/shipment-map.js';
+import { ERP_SHIPMENT_MAP as SHIPMENT_MAP } from '../../../sim/erp/shipment-map.js';
 
 export function shipmentConfig(sim: ErpSimulator, overrides: Partial<SoapSourceConfigInput> = {}): SoapSourceConfigInput {
   return {
