@@ -26,15 +26,15 @@ import { MessageSecurityMode, OPCUACertificateManager, SecurityPolicy, type Stat
 import { TransientError } from '../errors.js';
 import { rejectedFileOf, thumbprintOf, TRUSTED_FOLDER, type OwnCertificate } from './pki.js';
 
-export const SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
-export type OpcUaSecurityModeName = (typeof SECURITY_MODES)[number];
-/** The policies node-opcua 2.182 implements that are not deprecated by OPC UA (1.04+). */
-export const SECURITY_POLICIES = ['Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'] as const;
-export type OpcUaSecurityPolicyName = (typeof SECURITY_POLICIES)[number];
-
-export type OpcUaSecurity = { mode: 'None' } | { mode: 'Sign' | 'SignAndEncrypt'; policy: OpcUaSecurityPolicyName };
-/** The password is only ever handed to node-opcua, which encrypts it for the server. */
-export type OpcUaIdentity = { type: 'anonymous' } | { type: 'username'; userName: string; password: string };
+export {
+  SECURITY_MODES,
+  SECURITY_POLICIES,
+  type OpcUaIdentity,
+  type OpcUaSecurity,
+  type OpcUaSecurityModeName,
+  type OpcUaSecurityPolicyName,
+} from './security-names.js';
+import type { OpcUaIdentity, OpcUaSecurity } from './security-names.js';
 
 export function messageSecurityMode(security: OpcUaSecurity): MessageSecurityMode {
   return MessageSecurityMode[security.mode];

@@ -3,7 +3,7 @@
  * Types come from the schema; defaults live here and nowhere else.
  */
 import { z } from 'zod';
-import { SECURITY_MODES, SECURITY_POLICIES } from '../../../protocols/opcua/security.js';
+import { SECURITY_MODES, SECURITY_POLICIES } from '../../../protocols/opcua/security-names.js';
 import { LINE_LIFECYCLES } from './line-machine.js';
 
 const NodeRef = z
