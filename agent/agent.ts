@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { AgentConfig, SourceConfig } from './config.js';
 import { Outbox } from './outbox/outbox.js';
+import { FileSource } from './sources/file/index.js';
 import { OpcUaSource } from './sources/opcua/index.js';
 import { SoapSource } from './sources/soap/index.js';
 import type { Source, SourceContext } from './sources/source.js';
@@ -23,6 +24,8 @@ export function createSource(config: SourceConfig, dataDir: string, logger: Logg
       return new OpcUaSource({ ...config, pkiDir: config.pkiDir ?? join(dataDir, 'pki') }, logger.child({ source: config.name }));
     case 'soap':
       return new SoapSource(config, logger.child({ source: config.name }));
+    case 'file':
+      return new FileSource(config, logger.child({ source: config.name }));
   }
 }
 

@@ -3,11 +3,12 @@
  * the types. Unknown keys are errors (`.strict()`), so a typo never silently does nothing.
  */
 import { z } from 'zod';
+import { FileSourceConfig } from './sources/file/config.js';
 import { OpcUaSourceConfig } from './sources/opcua/config.js';
 import { SoapSourceConfig } from './sources/soap/config.js';
 import { WebSocketUplinkConfig } from './uplink/config.js';
 
-export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig]).describe('A plant-side source.');
+export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig, FileSourceConfig]).describe('A plant-side source.');
 export type SourceConfig = z.infer<typeof SourceConfig>;
 
 export const AgentConfig = z
