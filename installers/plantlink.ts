@@ -271,10 +271,11 @@ relay
 program
   .command('demo')
   .description('Run a complete demo on loopback: simulated plant (OPC UA), agent, relay and a Salesforce-compatible CRM emulator.')
-  .option('--work-orders <n>', 'work orders per line (default: run until Ctrl-C)')
-  .action(async (opts: { workOrders?: string }) => {
+  .option('--work-orders <n>', 'work orders per line, then stop (exit 0 when everything landed; default: run until Ctrl-C)')
+  .option('--dir <folder>', 'folder for the demo\'s configs, data and logs (default: a new temporary folder)')
+  .action(async (opts: { workOrders?: string; dir?: string }) => {
     const { runDemo } = await import('../test/sim/demo.js');
-    await runDemo({ ...(opts.workOrders ? { workOrdersPerLine: Number(opts.workOrders) } : {}) });
+    await runDemo({ ...(opts.workOrders ? { workOrdersPerLine: Number(opts.workOrders) } : {}), ...(opts.dir ? { dir: opts.dir } : {}) });
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -6,8 +6,11 @@
  *     -> plantlink relay (child process: ingress, SQLite inbox, Salesforce sink)
  *     -> Salesforce-compatible CRM emulator (HTTP, OAuth, upsert by external id)
  *
- *   -> NetSuite-compatible ERP emulator (M2M OAuth, upsert by external id): releases and
- *      completions only, chosen by a routing rule on an event attribute
+ *   simulated plant ERP (SOAP service, WS-Security): shipments, polled by the agent
+ *   simulated MES (CSV production reports dropped in a folder): a packing cell's work orders
+ *
+ *   -> NetSuite-compatible ERP emulator (M2M OAuth, upsert by external id): releases,
+ *      completions and shipments, chosen by routing rules on event attributes
  *
  * Prints every production milestone as it lands in the CRM, and every ERP write. Agent and relay logs go to
  * files in the demo folder, and their configs are left there to read.
@@ -18,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetSuiteEmulator } from '../emulators/netsuite/netsuite-emulator.js';
 import { ErpSimulator } from './erp/erp-simulator.js';
+import { MesFileExporter } from './mes/mes-file-exporter.js';
 import { SalesforceEmulator, type UpsertEvent } from '../emulators/salesforce/salesforce-emulator.js';
 import { PlantSimulator } from './plant/plant-simulator.js';
 import { PlantlinkProcess } from './processes.js';
@@ -31,7 +35,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   mkdirSync(dir, { recursive: true });
   const out = (s: string) => process.stdout.write(`${s}\n`);
 
-  out(colour(1, 'plantlink demo: plant (OPC UA) -> agent -> relay -> CRM (Salesforce emulator) and ERP (NetSuite emulator), all on loopback'));
+  out(colour(1, 'plantlink demo: plant (OPC UA, SOAP ERP, MES files) -> agent -> relay -> CRM (Salesforce emulator) and ERP (NetSuite emulator), all on loopback'));
   const lines = ['L1', 'L2'];
   const plant = await PlantSimulator.start({ lines, stepMs: 1000, quantityPerOrder: 4, holdEvery: 3, ...(options.workOrdersPerLine ? { workOrdersPerLine: options.workOrdersPerLine } : {}) });
   plant.pause(); // the lines start once the agent is subscribed, so the demo shows every milestone
@@ -43,6 +47,8 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const erp = await NetSuiteEmulator.start({ clients: [{ clientId: 'plantlink-demo', certificateId: 'demo-cert', publicKey: keys.publicKey }] });
   // The plant's own ERP, answering SOAP: shipments for the sales orders the lines work on.
   const plantErp = await ErpSimulator.start({ users: [{ username: 'plantlink', password: 'demo-password' }] });
+  // The plant's MES, exporting a packing cell's production reports as CSV files.
+  const mes = new MesFileExporter(join(dir, 'mes-drop'));
   const relayPort = await freePort();
   const { relayFile, agentFile } = writeStackConfigs(dir, {
     opcuaEndpoint: plant.endpointUrl,
@@ -52,9 +58,11 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     relayPort,
     erp: { url: erp.url, clientId: 'plantlink-demo', certificateId: 'demo-cert', privateKeyFile },
     soapErp: { wsdlUrl: plantErp.url, username: 'plantlink', password: 'demo-password' },
+    mesDropFolder: mes.folder,
   });
   out(`  plant simulator  ${plant.endpointUrl}  (lines ${lines.join(', ')})`);
   out(`  plant ERP (SOAP) ${plantErp.url}  (shipments, WS-Security)`);
+  out(`  MES file drop    ${mes.folder}  (CSV production reports of cell PACK1, Windows-1252)`);
   out(`  CRM emulator     ${crm.url}   (Salesforce REST: every milestone, and each work order's status)`);
   out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed, shipments)`);
   out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
@@ -71,8 +79,10 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   await subscribed;
   plant.resume();
   const stopShipping = plantErp.runAutomatically({ everyMs: 4000 });
+  const stopExporting = mes.runAutomatically({ everyMs: 3000 });
 
   let landed = 0;
+  let landedFromFiles = 0;
   crm.on('upsert', (e: UpsertEvent) => {
     if (e.record.object === 'Shipment__c' && e.changed) {
       const f = e.record.fields;
@@ -82,19 +92,20 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
       return;
     }
     if (e.record.object !== 'Production_Milestone__c' || !e.created) return;
-    landed++;
     const f = e.record.fields;
+    if (lines.includes(String(f.Equipment__c))) landed++;
+    else landedFromFiles++;
     const at = Date.parse(String(f.Occurred_At__c));
     const lag = Number.isFinite(at) ? `${Date.now() - at} ms after the line` : '';
     const milestone = String(f.Milestone__c);
     const qty = f.Good_Quantity__c === undefined ? '' : `good ${f.Good_Quantity__c}`;
     out(
-      `${colour(90, new Date().toISOString().slice(11, 23))}  CRM  ${String(f.Work_Order__c).padEnd(14)} ${colour(MILESTONE_COLOUR[milestone] ?? 37, milestone.padEnd(18))} ${String(f.Equipment__c ?? '').padEnd(4)} ${String(f.Sales_Order__c ?? '').padEnd(10)} ${qty.padEnd(8)} ${colour(90, `${e.record.id}  ${lag}`)}`,
+      `${colour(90, new Date().toISOString().slice(11, 23))}  CRM  ${String(f.Work_Order__c).padEnd(14)} ${colour(MILESTONE_COLOUR[milestone] ?? 37, milestone.padEnd(18))} ${String(f.Equipment__c ?? '').padEnd(5)} ${String(f.Sales_Order__c ?? '').padEnd(10)} ${qty.padEnd(8)} ${colour(90, `${e.record.id}  ${lag}`)}`,
     );
   });
 
   erp.on('upsert', (e: { record: { recordType: string; externalId: string; id: string }; created: boolean }) => {
-    out(`${colour(90, new Date().toISOString().slice(11, 23))}  ${colour(34, 'ERP')}  ${e.record.externalId.padEnd(14)} ${colour(34, (e.created ? 'work order created' : 'work order updated').padEnd(18))} ${colour(90, `${e.record.recordType} internal id ${e.record.id}`)}`);
+    out(`${colour(90, new Date().toISOString().slice(11, 23))}  ${colour(34, 'ERP')}  ${e.record.externalId.padEnd(14)} ${colour(34, `${e.record.recordType.replace(/^customrecord_plantlink_/, '').replace(/_/g, ' ')} ${e.created ? 'created' : 'updated'}`.padEnd(18))} ${colour(90, `${e.record.recordType} internal id ${e.record.id}`)}`);
   });
 
   let stopping = false;
@@ -102,8 +113,11 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     if (stopping) return;
     stopping = true;
     out('');
-    out(`stopping: the plant made ${plant.truth.length} milestones, ${landed} landed in the CRM (${crm.records('Production_Order__c').length} work orders).`);
     stopShipping();
+    stopExporting();
+    out(
+      `stopping: the lines made ${plant.truth.length} milestones and the MES exported ${mes.truth.length}; ${landed + landedFromFiles} landed in the CRM (${crm.records('Production_Order__c').length} work orders, ${crm.records('Shipment__c').length} shipments).`,
+    );
     await agent.stop();
     await relay.stop();
     await plantErp.stop();
@@ -118,9 +132,11 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
 
   if (options.workOrdersPerLine) {
     await plant.finished();
+    stopExporting();
     const deadline = Date.now() + 60_000;
-    while (landed < plant.truth.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    await stop(landed === plant.truth.length ? 0 : 1);
+    const allLanded = () => landed === plant.truth.length && landedFromFiles === mes.truth.length && crm.records('Shipment__c').length > 0;
+    while (!allLanded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await stop(allLanded() ? 0 : 1);
   } else {
     out(colour(90, 'Ctrl-C to stop.'));
   }

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
+import { MES_CSV_FORMAT, MES_MILESTONE_MAP } from './mes/mes-file-exporter.js';
 import { issueToken } from '../../relay/ingress/agent-auth.js';
 import { defaultNetSuiteMappings } from '../../relay/sinks/netsuite/index.js';
 import { defaultSalesforceMappings } from '../../relay/sinks/salesforce/index.js';
@@ -24,6 +25,8 @@ export interface StackPorts {
   erp?: { url: string; clientId: string; certificateId: string; privateKeyFile: string };
   /** The plant's on-prem ERP SOAP service: when given, the agent polls it for shipments. */
   soapErp?: { wsdlUrl: string; username: string; password: string };
+  /** A folder the plant's MES drops CSV production reports into: when given, the agent reads it. */
+  mesDropFolder?: string;
 }
 
 export { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
@@ -114,6 +117,19 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
       pollIntervalMs: 1000,
       auth: { username: ports.soapErp.username, password: ports.soapErp.password },
       map: ERP_SHIPMENT_MAP,
+    } as never);
+  }
+  if (ports.mesDropFolder) {
+    agent.sources.push({
+      name: 'mes-reports',
+      kind: 'file',
+      folder: ports.mesDropFolder,
+      pattern: 'MES_PRODREP_*.csv',
+      format: MES_CSV_FORMAT,
+      encoding: 'windows-1252',
+      ready: { mode: 'rename' },
+      watch: { mode: 'events', pollIntervalMs: 1000 },
+      map: MES_MILESTONE_MAP,
     } as never);
   }
   const relayFile = join(dir, 'relay.yaml');
