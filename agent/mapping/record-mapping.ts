@@ -108,7 +108,8 @@ function toMillis(value: unknown): number | undefined {
 
 /** Drops undefined and JSONata's sequence wrappers so the data is plain JSON. */
 function plain(value: unknown): unknown {
-  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+  if (value === undefined || value === null || typeof value !== 'object') return value;
+  return JSON.parse(JSON.stringify(value));
 }
 
 export interface CompiledMapping {
@@ -121,6 +122,14 @@ export function compileMapping(mapping: RecordMapping): CompiledMapping {
   const occurredAt = compile(mapping.occurredAt);
   const discriminator = mapping.discriminator ? compile(mapping.discriminator) : undefined;
   const fields = Object.entries(mapping.fields).map(([name, expression]) => [name, compile(expression)] as const);
+  // Every JSONata field expression is also compiled into ONE object expression, evaluated
+  // once per record: each evaluation has a fixed cost (environment, promise chain) that
+  // dominated ingest when a mapping had several. Plain paths stay on their direct walk.
+  // Only when the combined one fails are the fields evaluated one by one, to name the culprit.
+  const jsonataFields = Object.entries(mapping.fields).filter(([, expression]) => !PLAIN_PATH.test(expression));
+  const pathFields = fields.filter(([name]) => PLAIN_PATH.test(mapping.fields[name]!));
+  const combined =
+    jsonataFields.length > 1 ? jsonata(`{ ${jsonataFields.map(([name, expression]) => `${JSON.stringify(name)}: (${expression})`).join(', ')} }`) : undefined;
   const type = EVENT_TYPES[mapping.event];
   const keyField = mapping.event === 'milestone' ? 'workOrder' : 'shipment';
   const kindField = mapping.event === 'milestone' ? 'milestone' : 'status';
@@ -141,9 +150,33 @@ export function compileMapping(mapping: RecordMapping): CompiledMapping {
       const when = toMillis(await evaluate('occurredAt', occurredAt, record));
       if (when === undefined) throw new MappingError('occurredAt', 'is not an ISO 8601 time or epoch milliseconds');
       const data: Record<string, unknown> = { [keyField]: businessKey, occurredAt: new Date(when).toISOString() };
-      for (const [name, fn] of fields) {
-        const value = plain(await evaluate(`fields.${name}`, fn, record));
-        if (value !== undefined && value !== null && value !== '') data[name] = value;
+      if (combined) {
+        for (const [name, fn] of pathFields) {
+          const value = await fn(record);
+          if (value !== undefined && value !== null && value !== '') data[name] = plain(value);
+        }
+        let values: Record<string, unknown> | undefined;
+        try {
+          values = (await combined.evaluate(record)) as Record<string, unknown> | undefined;
+        } catch {
+          // Evaluated one by one below, so the error names its field.
+        }
+        if (values !== undefined) {
+          for (const [name] of jsonataFields) {
+            const value = plain(values[name]);
+            if (value !== undefined && value !== null && value !== '') data[name] = value;
+          }
+        } else {
+          for (const [name] of jsonataFields) {
+            const value = plain(await evaluate(`fields.${name}`, fields.find(([n]) => n === name)![1], record));
+            if (value !== undefined && value !== null && value !== '') data[name] = value;
+          }
+        }
+      } else {
+        for (const [name, fn] of fields) {
+          const value = plain(await evaluate(`fields.${name}`, fn, record));
+          if (value !== undefined && value !== null && value !== '') data[name] = value;
+        }
       }
       const check = validateData(type, data);
       if (!check.ok) throw new MappingError('data', check.reason);

@@ -40,6 +40,27 @@ describe('record mapping', () => {
     await expect(bad).rejects.toThrow(/status/);
   });
 
+  it('names the field whose expression fails at run time, when several JSONata fields are evaluated together', async () => {
+    const milestone = compileMapping(
+      RecordMapping.parse({
+        event: 'milestone',
+        key: 'WorkOrder',
+        occurredAt: 'At',
+        fields: {
+          milestone: "$lookup({ 'REL': 'released', 'QTY': 'quantity-reported' }, Step)",
+          goodQuantity: "{ 'value': $number($replace(Good, ',', '.')), 'unit': 'EA' }",
+          equipment: 'Line',
+        },
+      }),
+    );
+    const good = await milestone.toDraft({ WorkOrder: 'WO-1', At: '2026-11-23T08:00:00Z', Step: 'QTY', Good: '4,5', Line: 'L1' }, src);
+    expect(good.data).toEqual({ workOrder: 'WO-1', occurredAt: '2026-11-23T08:00:00.000Z', milestone: 'quantity-reported', goodQuantity: { value: 4.5, unit: 'EA' }, equipment: 'L1' });
+    // $number('four') throws inside JSONata: the error must point at goodQuantity, not at the mapping as a whole.
+    const bad = milestone.toDraft({ WorkOrder: 'WO-1', At: '2026-11-23T08:00:00Z', Step: 'QTY', Good: 'four', Line: 'L1' }, src);
+    await expect(bad).rejects.toBeInstanceOf(MappingError);
+    await expect(bad).rejects.toThrow(/^fields\.goodQuantity: expression failed/);
+  });
+
   it('reports an expression that does not compile as a config error at its line', () => {
     const Schema = z.object({ map: RecordMapping }).strict();
     const text = 'map:\n  event: milestone\n  key: WorkOrder\n  occurredAt: At\n  fields:\n    milestone: "$lowercase(State"\n';
