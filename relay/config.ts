@@ -8,6 +8,7 @@ import { DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_FRAME_BYTES } from '../protocols/
 import { ApiConfig } from './api/operator-api.js';
 import { DeliveryConfig } from './delivery/config.js';
 import { AgentCredential } from './ingress/agent-auth.js';
+import { resolveLanes } from './router/lanes.js';
 import { RouteConfig } from './router/router.js';
 import { HubSpotSinkConfig } from './sinks/hubspot/config.js';
 import { NetSuiteSinkConfig } from './sinks/netsuite/config.js';
@@ -72,13 +73,11 @@ export const RelayConfig = z
     const sinkNames = new Set<string>();
     config.sinks.forEach((s, i) => {
       if (sinkNames.has(s.name)) ctx.addIssue({ code: 'custom', path: ['sinks', i, 'name'], message: `duplicate sink name "${s.name}"` });
+      if (s.name.includes(':')) ctx.addIssue({ code: 'custom', path: ['sinks', i, 'name'], message: '":" is reserved for route lanes (<sink>:<route>)' });
       sinkNames.add(s.name);
     });
-    config.routes.forEach((r, i) =>
-      r.sinks.forEach((s, j) => {
-        if (!sinkNames.has(s)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'sinks', j], message: `no sink named "${s}"` });
-      }),
-    );
+    // Route targets name existing sinks; a target's own mappings fit its sink's kind.
+    for (const issue of resolveLanes(config.sinks, config.routes, SinkConfig).issues) ctx.addIssue({ code: 'custom', ...issue });
     const agentIds = new Set<string>();
     config.agents.forEach((a, i) => {
       if (agentIds.has(a.id)) ctx.addIssue({ code: 'custom', path: ['agents', i, 'id'], message: `duplicate agent id "${a.id}"` });

@@ -10,13 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { CloudEventV1 } from '../protocols/events/envelope.js';
 import { createLogger, type Logger } from '../protocols/log.js';
-import type { RelayConfig, SinkConfig } from './config.js';
+import { SinkConfig, type RelayConfig } from './config.js';
 import { AdaptiveRateLimiter, RateLimitConfig } from './delivery/rate-limiter.js';
 import { SinkWorker } from './delivery/sink-worker.js';
 import { operatorApi } from './api/operator-api.js';
 import { Inbox } from './inbox/inbox.js';
 import { AgentDirectory } from './ingress/agent-auth.js';
 import { WebSocketIngress } from './ingress/ws-ingress.js';
+import { resolveLanes } from './router/lanes.js';
 import { Router } from './router/router.js';
 import { HubSpotSink } from './sinks/hubspot/index.js';
 import { NetSuiteSink } from './sinks/netsuite/index.js';
@@ -28,9 +29,9 @@ export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
 const PRUNE_EVERY_MS = 3_600_000;
 
-/** Builds a sink with its own request pacing (the limiter is returned for status). */
-export function createSink(config: SinkConfig, logger: Logger): { sink: Sink; limiter: AdaptiveRateLimiter } {
-  const limiter = new AdaptiveRateLimiter(RateLimitConfig.parse(config.rateLimit ?? {}));
+/** Builds a sink with its own request pacing, or with `sharedLimiter` (a route's lane into the same API). */
+export function createSink(config: SinkConfig, logger: Logger, sharedLimiter?: AdaptiveRateLimiter): { sink: Sink; limiter: AdaptiveRateLimiter } {
+  const limiter = sharedLimiter ?? new AdaptiveRateLimiter(RateLimitConfig.parse(config.rateLimit ?? {}));
   const log = logger.child({ sink: config.name });
   const runtime = { gate: limiter };
   switch (config.kind) {
@@ -66,9 +67,15 @@ export class Relay {
   constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
     this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
     this.inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
-    const built = config.sinks.map((s) => createSink(s, this.logger));
-    this.sinks = built.map((b) => b.sink);
-    this.limiters = new Map(built.map((b) => [b.sink.name, b.limiter]));
+    // Every sink is a delivery lane; a route with its own mappings adds one (`<sink>:<route>`)
+    // that paces its calls with its sink's limiter.
+    const { lanes } = resolveLanes(config.sinks, config.routes, SinkConfig);
+    this.limiters = new Map();
+    this.sinks = lanes.map((lane) => {
+      const built = createSink(lane.config, this.logger, this.limiters.get(lane.pacedBy));
+      this.limiters.set(lane.name, built.limiter);
+      return built.sink;
+    });
     this.workers = this.sinks.map(
       (sink) =>
         new SinkWorker(sink, this.inbox, config.delivery, this.logger.child({ sink: sink.name }), (event, ids) =>

@@ -56,8 +56,9 @@ export const HubSpotSinkConfig = z
   .object({
     name: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/)
-      .describe('Name of this sink instance, used in routes, logs and metrics.'),
+      // `<sink>:<route>` names the lane of a route with its own mappings (made by the relay; see relay/router/lanes.ts).
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$/)
+      .describe('Name of this sink instance, used in routes, logs and metrics (letters, digits, "_", "." and "-").'),
     kind: z.literal('hubspot').describe('Sink kind.'),
     baseUrl: z.url().default('https://api.hubapi.com').describe('Base URL of the HubSpot API.'),
     token: z
