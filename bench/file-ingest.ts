@@ -22,20 +22,18 @@ import { createLogger } from '../protocols/log.js';
 import { MES_MILESTONE_MAP } from '../test/sim/mes/mes-file-exporter.js';
 import { tempDir } from '../test/helpers/temp.js';
 
-const { values } = parseArgs({ options: { mb: { type: 'string', default: '64' } } });
-const TARGET_BYTES = Number(values.mb) * 1024 * 1024;
 const BATCH_ROWS = 500;
 const STEPS = ['RELEASED', 'STARTED', 'QTY', 'COMPLETED'] as const;
 const HEADER = 'WorkOrder;SalesOrder;Article;Step;GoodQty;ScrapQty;PlannedQty;Unit;Cell;Timestamp;Shift;Operator;Batch;Comment\r\n';
 const T0 = Date.parse('2026-11-23T06:00:00Z');
 
-async function writeCsv(path: string): Promise<{ rows: number; bytes: number }> {
+async function writeCsv(path: string, targetBytes: number): Promise<{ rows: number; bytes: number }> {
   const out = createWriteStream(path);
   out.write(HEADER);
   let bytes = HEADER.length;
   let rows = 0;
   const comment = 'checked by line lead; cartons sealed and labelled per customer spec, pallet wrapped'.padEnd(220, '.');
-  while (bytes < TARGET_BYTES) {
+  while (bytes < targetBytes) {
     const wo = `WO-PACK1-${String(Math.floor(rows / 4)).padStart(8, '0')}`;
     const step = STEPS[rows % 4]!;
     const at = new Date(T0 + rows * 10).toISOString();
@@ -127,23 +125,48 @@ async function rawInsert(dir: string, csv: string): Promise<number> {
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 
-const { dir, cleanup } = tempDir('plantlink-bench-file-');
-try {
-  const csv = join(dir, 'export.csv.tmp');
-  mkdirSync(join(dir, 'drop'));
-  const { rows, bytes } = await writeCsv(csv);
-  const rawSeconds = await rawInsert(dir, csv);
-  const { seconds, outcome, memory } = await ingest(dir, join(dir, 'export.csv.tmp'));
-  if (outcome.outcome !== 'archived' || outcome.rows !== rows) throw new Error(`ingest did not commit every row: ${JSON.stringify(outcome)}`);
-  const outboxBytes = statSync(join(dir, 'outbox.sqlite')).size;
-  const rate = rows / seconds;
-  const rawRate = rows / rawSeconds;
-  console.log(`file ingest: ${mib(bytes)} CSV, ${rows.toLocaleString('en')} rows (~${Math.round(bytes / rows)} B/row), batches of ${BATCH_ROWS}`);
+export interface FileIngestResult {
+  bytes: number;
+  rows: number;
+  rate: number;
+  rawRate: number;
+  peakRss: number;
+  rssAboveStart: number;
+  peakHeap: number;
+  outboxBytes: number;
+}
+
+export async function fileIngest(megabytes: number): Promise<FileIngestResult> {
+  const { dir, cleanup } = tempDir('plantlink-bench-file-');
+  try {
+    const csv = join(dir, 'export.csv.tmp');
+    mkdirSync(join(dir, 'drop'));
+    const { rows, bytes } = await writeCsv(csv, megabytes * 1024 * 1024);
+    const rawSeconds = await rawInsert(dir, csv);
+    const { seconds, outcome, memory } = await ingest(dir, csv);
+    if (outcome.outcome !== 'archived' || outcome.rows !== rows) throw new Error(`ingest did not commit every row: ${JSON.stringify(outcome)}`);
+    return {
+      bytes,
+      rows,
+      rate: rows / seconds,
+      rawRate: rows / rawSeconds,
+      peakRss: memory.peakRss,
+      rssAboveStart: memory.peakRss - memory.baseRss,
+      peakHeap: memory.peakHeap,
+      outboxBytes: statSync(join(dir, 'outbox.sqlite')).size,
+    };
+  } finally {
+    cleanup();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { mb: { type: 'string', default: '64' } } });
+  const r = await fileIngest(Number(values.mb));
+  console.log(`file ingest: ${mib(r.bytes)} CSV, ${r.rows.toLocaleString('en')} rows (~${Math.round(r.bytes / r.rows)} B/row), batches of ${BATCH_ROWS}`);
   console.log('| path | rows/s | ratio to raw |');
   console.log('|---|---:|---:|');
-  console.log(`| file source -> outbox (parse, map, validate, commit, archive) | ${Math.round(rate).toLocaleString('en')} | ${(rate / rawRate).toFixed(2)} |`);
-  console.log(`| raw: readline + better-sqlite3 batched inserts of the lines | ${Math.round(rawRate).toLocaleString('en')} | 1.00 |`);
-  console.log(`peak memory while ingesting: RSS ${mib(memory.peakRss)} (${mib(memory.peakRss - memory.baseRss)} above the start), heap ${mib(memory.peakHeap)}; file ${mib(bytes)}, outbox ${mib(outboxBytes)}`);
-} finally {
-  cleanup();
+  console.log(`| file source -> outbox (parse, map, validate, commit, archive) | ${Math.round(r.rate).toLocaleString('en')} | ${(r.rate / r.rawRate).toFixed(2)} |`);
+  console.log(`| raw: readline + better-sqlite3 batched inserts of the lines | ${Math.round(r.rawRate).toLocaleString('en')} | 1.00 |`);
+  console.log(`peak memory while ingesting: RSS ${mib(r.peakRss)} (${mib(r.rssAboveStart)} above the start), heap ${mib(r.peakHeap)}; file ${mib(r.bytes)}, outbox ${mib(r.outboxBytes)}`);
 }

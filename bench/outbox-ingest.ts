@@ -17,7 +17,7 @@ function drafts(from: number, n: number) {
   return Array.from({ length: n }, (_, i) => milestoneDraft(`WO-${Math.floor((from + i) / 10)}`, 'quantity-reported', T0 + from + i, from + i));
 }
 
-function measure(total: number, backlog: number) {
+export function measureOutboxIngest(total: number, backlog: number) {
   const { dir, cleanup } = tempDir('plantlink-bench-');
   try {
     const outbox = new Outbox({ path: join(dir, 'outbox.sqlite'), plant: 'plant-a', maxBytes: 1e12, maxEvents: 1e9, onFull: 'pause' });
@@ -58,15 +58,17 @@ function measure(total: number, backlog: number) {
   }
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(9);
-console.log(`outbox ingest, batches of ${BATCH}, WAL + synchronous=FULL (one fsync per batch)`);
-console.log('backlog    events | outbox ev/s  raw ev/s  ratio | ack ev/s  raw del/s  ratio');
-for (const [total, backlog] of [
-  [20_000, 0],
-  [20_000, 200_000],
-] as const) {
-  const r = measure(total, backlog);
-  console.log(
-    `${String(backlog).padStart(7)} ${String(total).padStart(9)} | ${fmt(r.outboxRate)} ${fmt(r.rawRate)} ${(r.outboxRate / r.rawRate).toFixed(2).padStart(6)} | ${fmt(r.ackRate)} ${fmt(r.rawDeleteRate)} ${(r.ackRate / r.rawDeleteRate).toFixed(2).padStart(6)}`,
-  );
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(9);
+  console.log(`outbox ingest, batches of ${BATCH}, WAL + synchronous=FULL (one fsync per batch)`);
+  console.log('backlog    events | outbox ev/s  raw ev/s  ratio | ack ev/s  raw del/s  ratio');
+  for (const [total, backlog] of [
+    [20_000, 0],
+    [20_000, 200_000],
+  ] as const) {
+    const r = measureOutboxIngest(total, backlog);
+    console.log(
+      `${String(backlog).padStart(7)} ${String(total).padStart(9)} | ${fmt(r.outboxRate)} ${fmt(r.rawRate)} ${(r.outboxRate / r.rawRate).toFixed(2).padStart(6)} | ${fmt(r.ackRate)} ${fmt(r.rawDeleteRate)} ${(r.ackRate / r.rawDeleteRate).toFixed(2).padStart(6)}`,
+    );
+  }
 }

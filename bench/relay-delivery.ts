@@ -28,7 +28,7 @@ const CONCURRENCY = 4;
 const mapping = defaultSalesforceMappings[0]!;
 const auth = { flow: 'client_credentials' as const, clientId: 'plantlink-client', clientSecret: 'plantlink-secret' };
 
-async function deliveryRatio(n: number) {
+export async function deliveryRatio(n: number) {
   const { dir, cleanup } = tempDir('plantlink-bench-');
   const crm = await SalesforceEmulator.start();
   try {
@@ -76,7 +76,7 @@ async function deliveryRatio(n: number) {
   }
 }
 
-async function endToEndLatency(perSecond: number, seconds: number) {
+export async function endToEndLatency(perSecond: number, seconds: number) {
   const { dir, cleanup } = tempDir('plantlink-bench-');
   const crm = await SalesforceEmulator.start();
   const { token, tokenHash } = issueToken('bench-agent');
@@ -134,11 +134,13 @@ async function endToEndLatency(perSecond: number, seconds: number) {
 
 const idOf = (d: EventDraft) => deriveEventId(d.fact);
 
-console.log(`relay delivery into the Salesforce emulator (sObject Collections, 200 per call, ${CONCURRENCY} in flight)`);
-console.log('   events |  raw HTTP ev/s | relay ev/s | ratio');
-for (const n of [10_000, 50_000]) {
-  const r = await deliveryRatio(n);
-  console.log(`${String(n).padStart(9)} | ${Math.round(r.raw).toLocaleString('en-US').padStart(14)} | ${Math.round(r.relay).toLocaleString('en-US').padStart(10)} | ${(r.relay / r.raw).toFixed(2)}`);
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(`relay delivery into the Salesforce emulator (sObject Collections, 200 per call, ${CONCURRENCY} in flight)`);
+  console.log('   events |  raw HTTP ev/s | relay ev/s | ratio');
+  for (const n of [10_000, 50_000]) {
+    const r = await deliveryRatio(n);
+    console.log(`${String(n).padStart(9)} | ${Math.round(r.raw).toLocaleString('en-US').padStart(14)} | ${Math.round(r.relay).toLocaleString('en-US').padStart(10)} | ${(r.relay / r.raw).toFixed(2)}`);
+  }
+  const l = await endToEndLatency(1000, 10);
+  console.log(`end to end at 1,000 events/s for 10 s (outbox -> uplink -> relay -> CRM emulator): ${l.delivered}/${l.total} delivered, p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms`);
 }
-const l = await endToEndLatency(1000, 10);
-console.log(`end to end at 1,000 events/s for 10 s (outbox -> uplink -> relay -> CRM emulator): ${l.delivered}/${l.total} delivered, p50 ${l.p50.toFixed(0)} ms, p99 ${l.p99.toFixed(0)} ms`);
