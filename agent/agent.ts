@@ -8,12 +8,14 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { AgentConfig, SourceConfig } from './config.js';
+import { AgentMetrics } from './metrics/metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { Outbox } from './outbox/outbox.js';
 import { FileSource } from './sources/file/index.js';
 import { OpcUaSource } from './sources/opcua/index.js';
 import { SoapSource } from './sources/soap/index.js';
 import type { Source, SourceContext } from './sources/source.js';
-import { WebSocketUplink } from './uplink/ws-uplink.js';
+import { createUplink, type Uplink } from './uplink/index.js';
 
 export type AgentState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
@@ -35,11 +37,13 @@ const STATUS_EVERY_MS = 5000;
 export class Agent {
   state: AgentState = 'INITIALIZED';
   readonly outbox: Outbox;
-  readonly uplink: WebSocketUplink;
+  readonly uplink: Uplink;
   readonly sources: Source[];
   private readonly logger: Logger;
   private readonly resumeListeners = new Set<() => void>();
   private statusTimer: NodeJS.Timeout | undefined;
+  readonly metrics: AgentMetrics;
+  private metricsServer: MetricsServer | undefined;
 
   constructor(private readonly config: AgentConfig, options: { logger?: Logger } = {}) {
     this.logger = options.logger ?? createLogger('plantlink-agent', { level: config.log.level });
@@ -56,8 +60,38 @@ export class Agent {
       for (const l of this.resumeListeners) l();
     });
     this.outbox.on('quarantined', (q) => this.logger.error(q, 'event quarantined in the outbox (failed validation)'));
-    this.uplink = new WebSocketUplink(config.uplink, this.outbox, this.logger.child({ component: 'uplink' }));
+    this.uplink = createUplink(config.uplink, this.outbox, { agentId: config.agent.id, plant: config.agent.plant }, this.logger.child({ component: 'uplink' }));
     this.sources = config.sources.map((s) => createSource(s, config.agent.dataDir, this.logger));
+    this.metrics = new AgentMetrics({
+      outbox: this.outbox,
+      sources: () => this.sources.map((s) => ({ name: s.name, kind: s.kind, state: s.health().state })),
+      uplink: () => this.uplink.status(),
+    });
+    this.uplink.on('acked', (_stored, _rejected, rttMs) => this.metrics.ackRtt(rttMs));
+  }
+
+  /** The metrics listener's base URL (http://host:port), when `metrics.listen` is set and it started. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  /** For /readyz: the agent takes data while it runs with its outbox open. */
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (!this.outbox.open) return { ready: false, reason: 'outbox is closed' };
+    if (this.state !== 'RUNNING') return { ready: false, reason: `agent is ${this.state.toLowerCase()}` };
+    return { ready: true };
+  }
+
+  private async startMetricsServer(): Promise<void> {
+    const listen = this.config.metrics.listen;
+    if (!listen) return;
+    try {
+      this.metricsServer = await startMetricsServer(listen, { scrape: () => this.metrics.scrape(), ready: () => this.readiness() });
+      this.logger.info({ url: `${this.metricsServer.url}/metrics` }, 'metrics listener started');
+    } catch (e) {
+      // Monitoring must never stop the data: without the listener the agent still forwards events.
+      this.logger.error({ err: String(e), host: listen.host, port: listen.port }, 'metrics listener failed to start; running without it');
+    }
   }
 
   private contextFor(source: Source): SourceContext {
@@ -76,6 +110,7 @@ export class Agent {
   async start(): Promise<void> {
     const stats = this.outbox.stats();
     this.logger.info({ agent: this.config.agent.id, plant: this.config.agent.plant, pending: stats.pending }, 'agent starting');
+    await this.startMetricsServer();
     this.uplink.start();
     for (const source of this.sources) await source.start(this.contextFor(source));
     this.state = 'RUNNING';
@@ -114,6 +149,7 @@ export class Agent {
     this.writeStatus();
     this.outbox.close();
     this.state = 'STOPPED';
+    await this.metricsServer?.close();
     this.logger.info('agent stopped');
   }
 }

@@ -3,10 +3,13 @@
  * the types. Unknown keys are errors (`.strict()`), so a typo never silently does nothing.
  */
 import { z } from 'zod';
+import { AgentMetricsConfig } from './metrics/config.js';
 import { FileSourceConfig } from './sources/file/config.js';
 import { OpcUaSourceConfig } from './sources/opcua/config.js';
 import { SoapSourceConfig } from './sources/soap/config.js';
 import { WebSocketUplinkConfig } from './uplink/config.js';
+import { MqttUplinkConfig } from './uplink/mqtt-config.js';
+import { isTopicLevel } from '../protocols/uplink/mqtt-topics.js';
 
 export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig, FileSourceConfig]).describe('A plant-side source.');
 export type SourceConfig = z.infer<typeof SourceConfig>;
@@ -31,8 +34,9 @@ export const AgentConfig = z
       })
       .strict()
       .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause' }),
-    uplink: z.discriminatedUnion('kind', [WebSocketUplinkConfig]).describe('How events leave the plant.'),
+    uplink: z.discriminatedUnion('kind', [WebSocketUplinkConfig, MqttUplinkConfig]).describe('How events leave the plant.'),
     sources: z.array(SourceConfig).min(1).describe('Plant-side sources.'),
+    metrics: AgentMetricsConfig.default({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level.') })
       .strict()
@@ -45,5 +49,9 @@ export const AgentConfig = z
       if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['sources', i, 'name'], message: `duplicate source name "${s.name}"` });
       seen.add(s.name);
     });
+    // Over MQTT the plant is a topic level (plantlink/v1/{plant}/{agentId}/events).
+    if (config.uplink.kind === 'mqtt' && !isTopicLevel(config.agent.plant)) {
+      ctx.addIssue({ code: 'custom', path: ['agent', 'plant'], message: 'must not contain "/", "+" or "#" with an MQTT uplink (it becomes a topic level)' });
+    }
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;

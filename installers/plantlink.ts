@@ -9,16 +9,23 @@
  *   relay [run] --config FILE       run the relay
  *   relay check --config FILE
  *   relay add-agent --id ID --plant PLANT     issue an agent token
+ *   relay health --config FILE      exit 0 when the running relay is ready (container HEALTHCHECK)
  *   relay dead-letters --config FILE [--replay all|SEQ] [--sink NAME]
+ *   relay agents --config FILE [--url URL] [--json]  connected agents, backlog and lag (asks the running relay)
  *   demo                            everything on loopback with a simulated plant and CRM
+ *   --version                       the version (the single executable's smoke test)
  */
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfigFile } from '../protocols/config-file.js';
 import { createLogger, type Logger } from '../protocols/log.js';
 import { AgentConfig } from '../agent/config.js';
 import { RelayConfig } from '../relay/config.js';
+import packageJson from '../package.json' with { type: 'json' };
 
-const program = new Command('plantlink').description('Plant-to-CRM event integration: agent, relay and demo.').showHelpAfterError();
+const program = new Command('plantlink')
+  .description('Plant-to-CRM event integration: agent, relay and demo.')
+  .version(packageJson.version, '-V, --version', 'print the plantlink version')
+  .showHelpAfterError();
 
 function loadOrExit<T>(file: string, load: (file: string) => T): T {
   try {
@@ -92,7 +99,7 @@ agent
   });
 agent
   .command('status')
-  .description('Outbox backlog, oldest pending event and quarantined events.')
+  .description('Outbox backlog, oldest pending event, uplink state, each source\'s health and quarantined events.')
   .addOption(configOption())
   .option('--json', 'machine-readable output')
   .action(async (opts: { config: string; json?: boolean }) => {
@@ -105,31 +112,18 @@ agent
     const rejected = outbox.listRejected(20).map(({ body: _body, ...r }) => r);
     outbox.close();
     // Live state (sources, uplink) comes from the running agent's status.json.
-    let live: { writtenMs: number; state: string; uplink: { state: string; detail?: string }; sources: { name: string; kind: string; state: string; detail?: string }[] } | undefined;
+    const { formatAgentStatus } = await import('../agent/status-report.js');
+    let live: import('../agent/status-report.js').LiveStatus | undefined;
     try {
       live = JSON.parse(readFileSync(join(config.agent.dataDir, 'status.json'), 'utf8'));
     } catch {
       live = undefined;
     }
-    if (opts.json) return void process.stdout.write(`${JSON.stringify({ outbox: stats, rejected, live }, null, 2)}\n`);
-    const age = stats.oldestPendingMs === undefined ? '-' : `${Math.round((Date.now() - stats.oldestPendingMs) / 1000)} s`;
-    const rows: [string, string][] = [
-      ['pending events', String(stats.pending)],
-      ['pending bytes', String(stats.pendingBytes)],
-      ['oldest pending', age],
-      ['quarantined', String(stats.rejected)],
-      ['outbox full', stats.full ? 'YES' : 'no'],
-    ];
-    if (live) {
-      const stale = Date.now() - live.writtenMs > 15_000 ? ` (as of ${Math.round((Date.now() - live.writtenMs) / 1000)} s ago: agent not running?)` : '';
-      rows.push(['agent', `${live.state}${stale}`]);
-      rows.push(['uplink', `${live.uplink.state}${live.uplink.detail ? `: ${live.uplink.detail}` : ''}`]);
-      for (const s of live.sources) rows.push([`source ${s.name}`, `${s.kind} ${s.state}${s.detail ? `: ${s.detail}` : ''}`]);
-    } else {
-      rows.push(['agent', 'no status.json: never started with this data folder']);
+    if (opts.json) {
+      const backlog = { pending: stats.pending, oldestPendingAgeMs: stats.oldestPendingMs === undefined ? undefined : Math.max(0, Date.now() - stats.oldestPendingMs) };
+      return void process.stdout.write(`${JSON.stringify({ backlog, outbox: stats, rejected, live }, null, 2)}\n`);
     }
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(22)}${v}\n`);
-    for (const r of rejected) process.stdout.write(`  quarantined ${r.id} ${r.type} ${r.subject}: ${r.code}: ${r.reason}\n`);
+    process.stdout.write(formatAgentStatus({ outbox: stats, rejected, live }));
   });
 
 agent
@@ -201,6 +195,18 @@ relay
     process.stdout.write(`${opts.config}: valid (${config.agents.length} agent(s), ${config.sinks.length} sink(s), ${config.routes.length} route(s))\n`);
   });
 relay
+  .command('health')
+  .description('Ask the relay running on this machine whether it is ready (GET /readyz on its port): exit 0 = ready, 1 = not. For container health checks and monitors.')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
+    const { relayApiUrl } = await import('../relay/api/client.js');
+    const { probeReady } = await import('./health.js');
+    const { ready, detail } = await probeReady(relayApiUrl(config));
+    (ready ? process.stdout : process.stderr).write(`${ready ? 'ready' : 'not ready'}: ${detail}\n`);
+    process.exitCode = ready ? 0 : 1;
+  });
+relay
   .command('add-agent')
   .description('Issue a token for a new agent: prints the token (for the agent config) and the entry for the relay config.')
   .requiredOption('--id <id>', 'agent id')
@@ -223,6 +229,33 @@ relay
     const { hashToken } = await import('../relay/ingress/agent-auth.js');
     const token = `plk_${randomBytes(32).toString('base64url')}`;
     process.stdout.write(`# keep secret; send as "Authorization: Bearer <token>":\n${token}\n\n# relay config, under api.tokens:\n- name: ${opts.name}\n  role: ${opts.role}\n  tokenHash: ${hashToken(token)}\n`);
+  });
+relay
+  .command('agents')
+  .description('Agents registered at the relay: connected or not, last seen, backlog at the agent and lag per plant. Asks the running relay (GET /v1/agents, viewer token).')
+  .option('-c, --config <file>', 'relay config (YAML): where the relay listens')
+  .option('--url <url>', 'the relay\'s HTTP API, e.g. https://relay.example.com:8443 (default: from --config)')
+  .option('--token <token>', 'API token (viewer or operator); prefer the environment variable PLANTLINK_API_TOKEN, which other users cannot see in the process list')
+  .option('--ca <file>', 'PEM certificate(s) to trust for https besides the system CAs (default with --config: the relay\'s own certificate)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { config?: string; url?: string; token?: string; ca?: string; json?: boolean }) => {
+    const config = opts.config ? loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig)) : undefined;
+    const token = opts.token ?? process.env.PLANTLINK_API_TOKEN;
+    if (!config && !opts.url) return fail('say which relay: --config FILE or --url URL');
+    if (!token) return fail('an API token is needed: set PLANTLINK_API_TOKEN (or --token); issue one with `plantlink relay add-api-token`');
+    const { apiGet, relayApiUrl } = await import('../relay/api/client.js');
+    const { formatAgents } = await import('../relay/agents/agents-table.js');
+    const caFiles = opts.ca ? [opts.ca] : config?.relay.listen.tls ? [config.relay.listen.tls.certFile] : [];
+    try {
+      const { agents } = await apiGet<{ agents: import('../relay/agents/agents-table.js').AgentRow[] }>({ baseUrl: opts.url ?? relayApiUrl(config!), token, caFiles }, '/v1/agents');
+      process.stdout.write(opts.json ? `${JSON.stringify(agents, null, 2)}\n` : formatAgents(agents));
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e), 1);
+    }
+    function fail(message: string, code = 2): void {
+      process.stderr.write(`${message}\n`);
+      process.exitCode = code;
+    }
   });
 relay
   .command('dead-letters')

@@ -7,7 +7,10 @@ import { MAX_EVENT_BYTES } from '../protocols/events/envelope.js';
 import { DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_FRAME_BYTES } from '../protocols/uplink/frames.js';
 import { ApiConfig } from './api/operator-api.js';
 import { DeliveryConfig } from './delivery/config.js';
+import { RelayMetricsConfig } from './metrics/config.js';
 import { AgentCredential } from './ingress/agent-auth.js';
+import { MqttIngressConfig } from './ingress/mqtt/config.js';
+import { isTopicLevel } from '../protocols/uplink/mqtt-topics.js';
 import { resolveLanes } from './router/lanes.js';
 import { RouteConfig } from './router/router.js';
 import { HubSpotSinkConfig } from './sinks/hubspot/config.js';
@@ -58,11 +61,13 @@ export const RelayConfig = z
       })
       .strict()
       .default({ path: '/v1/uplink', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxBatchEvents: DEFAULT_MAX_BATCH_EVENTS, maxInFlight: 8, heartbeatMs: 15_000 }),
+    mqtt: MqttIngressConfig.optional(),
     agents: z.array(AgentCredential).describe('Agents allowed to connect, each bound to one plant.'),
     sinks: z.array(SinkConfig).min(1).describe('Target systems.'),
     routes: z.array(RouteConfig).min(1).describe('Which events go to which sinks.'),
     api: ApiConfig.default({ tokens: [] }),
     delivery: DeliveryConfig.default({ batchSize: 50, backoff: { initialMs: 1000, maxMs: 300_000 }, pollMs: 1000 }),
+    metrics: RelayMetricsConfig.default({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level.') })
       .strict()
@@ -81,6 +86,8 @@ export const RelayConfig = z
     const agentIds = new Set<string>();
     config.agents.forEach((a, i) => {
       if (agentIds.has(a.id)) ctx.addIssue({ code: 'custom', path: ['agents', i, 'id'], message: `duplicate agent id "${a.id}"` });
+      // Over MQTT the plant is a topic level (plantlink/v1/{plant}/{agentId}/events).
+      if (config.mqtt && !isTopicLevel(a.plant)) ctx.addIssue({ code: 'custom', path: ['agents', i, 'plant'], message: 'must not contain "/", "+" or "#" when `mqtt` is configured (it becomes a topic level)' });
       agentIds.add(a.id);
     });
   });

@@ -14,9 +14,15 @@ import { SinkConfig, type RelayConfig } from './config.js';
 import { AdaptiveRateLimiter, RateLimitConfig } from './delivery/rate-limiter.js';
 import { SinkWorker } from './delivery/sink-worker.js';
 import { operatorApi } from './api/operator-api.js';
+import { AgentTracker } from './agents/agent-tracker.js';
+import { metricsNeedToken } from './metrics/config.js';
+import { RelayMetrics } from './metrics/metrics.js';
 import { Inbox } from './inbox/inbox.js';
 import { AgentDirectory } from './ingress/agent-auth.js';
 import { WebSocketIngress } from './ingress/ws-ingress.js';
+import { BatchIntake } from './ingress/batch-intake.js';
+import { MqttIngress, type BrokerPorts } from './ingress/mqtt/mqtt-ingress.js';
+import type { IngressObserver } from './ingress/observer.js';
 import { resolveLanes } from './router/lanes.js';
 import { Router } from './router/router.js';
 import { HubSpotSink } from './sinks/hubspot/index.js';
@@ -58,11 +64,17 @@ export class Relay {
   private readonly logger: Logger;
   private readonly server: Server;
   private readonly ingress: WebSocketIngress;
+  /** MQTT ingress (embedded broker or external broker), when `mqtt` is configured. */
+  private readonly mqtt: MqttIngress | undefined;
   private readonly sinks: Sink[];
   private readonly limiters: Map<string, AdaptiveRateLimiter>;
   private readonly workers: SinkWorker[];
   private readonly tls: boolean;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** Connection state and reported backlog of every agent. */
+  readonly agents: AgentTracker;
+  /** Prometheus figures, served at /metrics. */
+  readonly metrics: RelayMetrics;
 
   constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
     this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
@@ -76,10 +88,22 @@ export class Relay {
       this.limiters.set(lane.name, built.limiter);
       return built.sink;
     });
+    this.agents = new AgentTracker(config.agents);
+    this.metrics = new RelayMetrics({
+      inbox: this.inbox,
+      sinks: this.sinks.map((s) => ({ name: s.name, kind: s.kind })),
+      limiters: () => new Map([...this.limiters].map(([name, l]) => [name, l.status()])),
+      agents: () => this.agents.list(),
+    });
     this.workers = this.sinks.map(
       (sink) =>
-        new SinkWorker(sink, this.inbox, config.delivery, this.logger.child({ sink: sink.name }), (event, ids) =>
-          options.onDelivered?.(sink.name, event, ids),
+        new SinkWorker(
+          sink,
+          this.inbox,
+          config.delivery,
+          this.logger.child({ sink: sink.name }),
+          (event, ids) => options.onDelivered?.(sink.name, event, ids),
+          this.metrics.forSink(sink.name),
         ),
     );
     const tls = config.relay.listen.tls;
@@ -88,8 +112,13 @@ export class Relay {
       config: config.api,
       inbox: this.inbox,
       status: () => this.status(),
-      ready: () => this.state === 'RUNNING',
-      onReplay: () => this.workers.forEach((w) => w.wake()),
+      ready: () => this.readiness(),
+      agents: () => this.agentsView(),
+      metrics: { requireToken: metricsNeedToken(config.metrics, config.relay.listen.host), scrape: () => this.metrics.scrape() },
+      onReplay: (replayed) => {
+        this.metrics.replays(replayed);
+        this.workers.forEach((w) => w.wake());
+      },
       logger: this.logger.child({ component: 'api' }),
     });
     const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -117,8 +146,39 @@ export class Relay {
       limits: config.ingress,
       logger: this.logger.child({ component: 'ingress' }),
       onStored: () => this.workers.forEach((w) => w.wake()),
+      observer: this.ingressObserver(),
     });
     this.ingress.attach(this.server, config.ingress.path);
+    // Over MQTT, batches take the same intake (validation, plant checks, inbox commit, ack).
+    this.mqtt = config.mqtt
+      ? new MqttIngress({
+          config: config.mqtt,
+          agents: new AgentDirectory(config.agents),
+          intake: new BatchIntake({
+            inbox: this.inbox,
+            router: new Router(config.routes),
+            limits: config.ingress,
+            onStored: () => this.workers.forEach((w) => w.wake()),
+            observer: this.ingressObserver(),
+          }),
+          maxInFlight: config.ingress.maxInFlight,
+          observer: this.ingressObserver(),
+          logger: this.logger.child({ component: 'ingress' }),
+        })
+      : undefined;
+  }
+
+  /** What every ingress (WebSocket, MQTT) reports about agents goes to the tracker and the metrics. */
+  private ingressObserver(): IngressObserver {
+    return {
+      connected: (agent, remote) => this.agents.connected(agent, remote),
+      disconnected: (agent) => this.agents.disconnected(agent),
+      status: (agent, frame) => this.agents.status(agent, frame),
+      batch: (agent, report) => {
+        this.agents.batch(agent, report);
+        this.metrics.batch(agent, report);
+      },
+    };
   }
 
   async start(): Promise<void> {
@@ -140,6 +200,7 @@ export class Relay {
         resolve();
       });
     });
+    await this.mqtt?.start();
     this.state = 'RUNNING';
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
@@ -149,6 +210,11 @@ export class Relay {
 
   get port(): number {
     return (this.server.address() as AddressInfo).port;
+  }
+
+  /** The embedded MQTT broker's listening ports (empty without one). */
+  get mqttPorts(): BrokerPorts {
+    return this.mqtt?.ports ?? {};
   }
 
   get wsUrl(): string {
@@ -166,10 +232,29 @@ export class Relay {
     }
   }
 
+  /** Ready to take agents' events: running, listening, inbox open. */
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (this.state !== 'RUNNING') return { ready: false, reason: `relay is ${this.state.toLowerCase()}` };
+    if (!this.server.listening) return { ready: false, reason: 'not listening' };
+    if (!this.inbox.open) return { ready: false, reason: 'inbox is closed' };
+    return { ready: true };
+  }
+
+  /** Each agent as the relay sees it, with its plant's deliveries still waiting at the relay. */
+  agentsView() {
+    const relayPending = new Map(this.inbox.pendingByPlant().map((p) => [p.plant, p]));
+    const now = Date.now();
+    return this.agents.list().map((a) => {
+      const p = relayPending.get(a.plant);
+      return { ...a, relay: { pendingEvents: p?.events ?? 0, oldestPendingAgeMs: p ? Math.max(0, now - p.oldestTimeMs) : undefined } };
+    });
+  }
+
   status() {
     return {
       state: this.state,
-      agents: this.ingress.connected(),
+      agents: [...this.ingress.connected(), ...(this.mqtt?.connected() ?? [])],
+      ...(this.mqtt ? { mqtt: this.mqtt.status() } : {}),
       sinks: this.workers.map((w) => ({ ...w.status(), pacing: this.limiters.get(w.status().sink)?.status() })),
       counts: this.inbox.counts(),
     };
@@ -180,6 +265,7 @@ export class Relay {
     this.state = 'DRAINING';
     clearInterval(this.pruneTimer);
     await this.ingress.close();
+    await this.mqtt?.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -25,7 +25,8 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../../protocols/sqlite.js';
 import { deriveEventId } from '../../protocols/events/event-id.js';
 import { MAX_EVENT_BYTES, sourceUri, type CloudEventV1 } from '../../protocols/events/envelope.js';
 import { validateData } from '../../protocols/events/registry.js';
@@ -77,10 +78,15 @@ export interface OutboxStats {
 }
 
 interface OutboxEvents {
-  appended: [count: number];
+  appended: [count: number, source: string];
   full: [reason: string];
   resumed: [];
-  quarantined: [event: { id: string; code: string; reason: string }];
+  /** An event failed validation at append and went straight to `rejected`. */
+  quarantined: [event: { id: string; code: string; reason: string; source: string }];
+  /** Events removed after the relay committed them, counted per source name. */
+  acked: [bySource: ReadonlyMap<string, number>];
+  /** Events the relay refused, moved to `rejected`, counted per source name. */
+  rejected: [bySource: ReadonlyMap<string, number>];
 }
 
 export class Outbox extends EventEmitter<OutboxEvents> {
@@ -91,13 +97,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private nextSeq = 1;
   private full = false;
   private dropped = 0;
+  /** Source URI -> source name, for per-source counts on ack. */
+  private readonly sourceNames = new Map<string, string>();
   private readonly stmts;
 
   constructor(private readonly options: OutboxOptions) {
     super();
     this.now = options.now ?? Date.now;
     mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
+    this.db = openDatabase(options.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
@@ -115,7 +123,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       pending: this.db.prepare<[number, number], { seq: number; id: string; body: string }>(
         'SELECT seq, id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
-      deleteOne: this.db.prepare<[number], { bytes: number }>('DELETE FROM outbox WHERE seq = ? RETURNING bytes'),
+      deleteOne: this.db.prepare<[number], { bytes: number; source: string }>('DELETE FROM outbox WHERE seq = ? RETURNING bytes, source'),
       moveToRejected: this.db.prepare(
         `INSERT OR REPLACE INTO rejected (seq, id, source, type, subject, created_ms, body, code, reason, rejected_ms)
          SELECT seq, id, source, type, subject, created_ms, body, ?, ?, ? FROM outbox WHERE seq = ?`,
@@ -219,13 +227,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     let addedBytes = 0;
     let dropped = 0;
     let nextSeq = this.nextSeq;
-    const quarantined: { id: string; code: string; reason: string }[] = [];
+    const quarantined: { id: string; code: string; reason: string; source: string }[] = [];
     this.db.transaction(() => {
       for (const b of built) {
         if (b.invalid) {
           const seq = nextSeq++;
           this.stmts.insertRejected.run(seq, b.id, source, b.type, b.subject, now, b.body, b.invalid.code, b.invalid.reason, now);
-          quarantined.push({ id: b.id, ...b.invalid });
+          quarantined.push({ id: b.id, ...b.invalid, source: sourceName });
           continue;
         }
         if (dropAll) {
@@ -257,7 +265,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.pendingBytes += addedBytes;
     this.dropped += dropped;
     for (const q of quarantined) this.emit('quarantined', q);
-    if (appended > 0) this.emit('appended', appended);
+    if (appended > 0) this.emit('appended', appended, sourceName);
     return { status: 'committed', appended, duplicates };
   }
 
@@ -284,18 +292,27 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const removed = this.db.transaction(() => {
       let count = 0;
       let bytes = 0;
+      const bySource = new Map<string, number>();
       for (const seq of seqs) {
         const row = this.stmts.deleteOne.get(seq);
         if (row) {
           count++;
           bytes += row.bytes;
+          this.countSource(bySource, row.source);
         }
       }
-      return { count, bytes };
+      return { count, bytes, bySource };
     })();
     this.pendingCount -= removed.count;
     this.pendingBytes -= removed.bytes;
+    if (removed.count > 0) this.emit('acked', removed.bySource);
     this.maybeResume();
+  }
+
+  private countSource(bySource: Map<string, number>, uri: string): void {
+    const name = this.sourceNames.get(uri) ?? decodeURIComponent(uri.slice(uri.lastIndexOf('/') + 1));
+    this.sourceNames.set(uri, name);
+    bySource.set(name, (bySource.get(name) ?? 0) + 1);
   }
 
   /** Moves events the relay refused into `rejected`, with the relay's reason. */
@@ -305,18 +322,21 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const removed = this.db.transaction(() => {
       let count = 0;
       let bytes = 0;
+      const bySource = new Map<string, number>();
       for (const item of items) {
         this.stmts.moveToRejected.run(item.code, item.reason, now, item.seq);
         const row = this.stmts.deleteOne.get(item.seq);
         if (row) {
           count++;
           bytes += row.bytes;
+          this.countSource(bySource, row.source);
         }
       }
-      return { count, bytes };
+      return { count, bytes, bySource };
     })();
     this.pendingCount -= removed.count;
     this.pendingBytes -= removed.bytes;
+    if (removed.count > 0) this.emit('rejected', removed.bySource);
     this.maybeResume();
   }
 
@@ -347,6 +367,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       dropped: this.dropped,
       nextSeq: this.nextSeq,
     };
+  }
+
+  /** False once closed (or if the database was closed under us). */
+  get open(): boolean {
+    return this.db.open;
   }
 
   close(): void {

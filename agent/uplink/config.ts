@@ -29,6 +29,12 @@ export const WebSocketUplinkConfig = z
       .strict()
       .default({ initialDelayMs: 500, maxDelayMs: 30_000 }),
     heartbeatMs: z.number().int().min(100).default(15_000).describe('Ping interval; a relay silent for two intervals is treated as gone.'),
+    statusIntervalMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe('How often the agent tells the relay its outbox backlog (pending events, oldest pending age), when the relay accepts it.'),
     connectTimeoutMs: z.number().int().min(100).default(10_000).describe('Handshake timeout.'),
     allowInsecure: z
       .boolean()

@@ -13,32 +13,22 @@ import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { backoffMs, describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { AckFrame, RelayFrame, subprotocolFor, SUPPORTED_UPLINK_VERSIONS, type WelcomeFrame } from '../../protocols/uplink/frames.js';
+import { AckFrame, RelayFrame, STATUS_FEATURE, subprotocolFor, SUPPORTED_UPLINK_VERSIONS, type StatusFrame, type WelcomeFrame } from '../../protocols/uplink/frames.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { WebSocketUplinkConfig } from './config.js';
+import type { Uplink, UplinkEvents, UplinkHealth } from './uplink.js';
 
-export type UplinkState = 'connecting' | 'connected' | 'disconnected' | 'unauthorized' | 'stopped';
-
-export interface UplinkHealth {
-  state: UplinkState;
-  detail?: string;
-  lastAckMs?: number;
-  connectedSinceMs?: number;
-}
-
-interface UplinkEvents {
-  acked: [stored: number, rejected: number];
-  state: [health: UplinkHealth];
-}
+export type { UplinkHealth, UplinkState } from './uplink.js';
 
 interface InFlight {
   seqs: number[];
   ids: string[];
+  sentMs: number;
 }
 
 const FRAME_OVERHEAD = 64;
 
-export class WebSocketUplink extends EventEmitter<UplinkEvents> {
+export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private ws: WebSocket | undefined;
   private welcome: WelcomeFrame | undefined;
   private readonly inFlight = new Map<number, InFlight>();
@@ -47,6 +37,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private awaitingPong = false;
   private stopped = true;
   private health: UplinkHealth = { state: 'disconnected' };
@@ -72,6 +63,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
     this.outbox.off('appended', this.onAppended);
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.statusTimer);
     const ws = this.ws;
     this.ws = undefined;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -165,6 +157,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
       this.ws = undefined;
       const wasWelcomed = this.welcome !== undefined;
       clearInterval(this.heartbeatTimer);
+      clearInterval(this.statusTimer);
       const lost = this.inFlight.size;
       this.inFlight.clear();
       this.welcome = undefined;
@@ -197,6 +190,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
         this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
         this.logger.info({ relayProtocol: frame.protocol, plant: frame.plant }, 'uplink connected');
         this.startHeartbeat();
+        this.startStatusReports(frame);
         this.pump();
         return;
       case 'ack':
@@ -221,7 +215,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
     this.outbox.ack(stored);
     for (const r of rejections) this.logger.error({ seq: r.seq, code: r.code, reason: r.reason }, 'relay rejected an event; quarantined in the outbox');
     this.health.lastAckMs = Date.now();
-    this.emit('acked', stored.length, rejections.length);
+    this.emit('acked', stored.length, rejections.length, performance.now() - batch.sentMs);
     this.pump();
   }
 
@@ -245,7 +239,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
       const batch = this.nextBatch++;
       // Bodies are stored as JSON text: splice them into the frame instead of parsing and re-serialising.
       const frame = `{"t":"batch","batch":${batch},"events":[${rows.map((r) => r.body).join(',')}]}`;
-      this.inFlight.set(batch, { seqs: rows.map((r) => r.seq), ids: rows.map((r) => r.id) });
+      this.inFlight.set(batch, { seqs: rows.map((r) => r.seq), ids: rows.map((r) => r.id), sentMs: performance.now() });
       this.cursor = rows[rows.length - 1]!.seq;
       ws.send(frame);
     }
@@ -266,6 +260,33 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> {
       ws.ping();
     }, this.config.heartbeatMs);
     this.heartbeatTimer.unref();
+  }
+
+  /** Tells the relay this agent's backlog now and every `statusIntervalMs`, if the relay takes status frames. */
+  private startStatusReports(welcome: WelcomeFrame): void {
+    clearInterval(this.statusTimer);
+    if (!welcome.features?.includes(STATUS_FEATURE)) return;
+    const report = () => {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return;
+      let frame: StatusFrame;
+      try {
+        const stats = this.outbox.stats();
+        frame = {
+          t: 'status',
+          pending: stats.pending,
+          pendingBytes: stats.pendingBytes,
+          ...(stats.oldestPendingMs === undefined ? {} : { oldestPendingAgeMs: Math.max(0, Date.now() - stats.oldestPendingMs) }),
+        };
+      } catch (e) {
+        // A report is informational: an outbox read failing here (closing, disk error) must not crash the agent from a timer.
+        return this.logger.warn({ err: describeError(e) }, 'could not read the outbox backlog for the relay');
+      }
+      ws.send(JSON.stringify(frame));
+    };
+    report();
+    this.statusTimer = setInterval(report, this.config.statusIntervalMs);
+    this.statusTimer.unref();
   }
 
   private protocolError(reason: string): void {

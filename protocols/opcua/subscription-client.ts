@@ -23,6 +23,12 @@
  * - Every batch is sorted by source timestamp, then server timestamp, then item order.
  * - Nothing is coalesced: sampling interval 0 (exception-based) by default and a queue
  *   per item (default 100) with discardOldest=false.
+ * - An item may carry its own absolute deadband (DataChangeFilter, trigger StatusValue): the
+ *   server then sends a value only when it moved MORE than the deadband from the last value it
+ *   sent. Items are created in one request per distinct filter. An item whose filter the server
+ *   refuses (BadFilterNotAllowed, BadMonitoredItemFilterUnsupported, ...: e.g. a node not
+ *   declared numeric) is created again without it and listed in `deadbandRefused`; the first
+ *   refusal per item is logged at warn, later ones at debug.
  * - stop() leaves no timer or socket behind.
  * - Security (`security.ts`, `pki.ts`): with Sign or SignAndEncrypt, our certificate is
  *   made (or renewed when it nears expiry) in `pkiDir` before each generation connects,
@@ -36,10 +42,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   AttributeIds,
+  DataChangeFilter,
+  DataChangeTrigger,
+  DeadbandType,
   defaultClientTransportFactory,
   makeBrowsePath,
   OPCUAClient,
   resolveNodeId,
+  StatusCodes,
   TimestampsToReturn,
   UserTokenType,
   type ClientSession,
@@ -76,7 +86,20 @@ export interface MonitoredItemSpec {
   key: string;
   /** A NodeId string (`ns=1;s=L1.State`) or a browse path from the Root folder (`/Objects/1:Plant/1:L1/1:State`). */
   node: string;
+  /**
+   * Ask the server to send a value only when it moved MORE than `value` from the last value it
+   * sent (OPC UA AbsoluteDeadband; numeric nodes only). Refused by the server: monitored without.
+   */
+  deadband?: { type: 'absolute'; value: number };
 }
+
+/** Statuses by which a server refuses an item's filter (not the item itself). */
+const FILTER_REFUSED = new Set<number>([
+  StatusCodes.BadFilterNotAllowed.value,
+  StatusCodes.BadMonitoredItemFilterUnsupported.value,
+  StatusCodes.BadMonitoredItemFilterInvalid.value,
+  StatusCodes.BadDeadbandFilterInvalid.value,
+]);
 
 export interface SubscriptionClientOptions {
   endpointUrl: string;
@@ -132,6 +155,8 @@ export interface ResubscribedInfo {
   generation: number;
   /** Item keys that could not be monitored this time (unknown node, unresolvable path), with why. */
   failedItems: Array<{ key: string; reason: string }>;
+  /** Items with a deadband the server refused: monitored without it this time (every change is sent), with the status. */
+  deadbandRefused: Array<{ key: string; reason: string }>;
   /**
    * True when the server had lost our session (restart) and we verified and kept the
    * session and subscription node-opcua recreated during its reconnection, instead of
@@ -146,7 +171,7 @@ export interface SubscriptionClientEvents {
   resubscribed: [ResubscribedInfo];
 }
 
-type Resolved = { key: string; order: number; nodeId: NodeId };
+type Resolved = { key: string; order: number; nodeId: NodeId; deadband?: MonitoredItemSpec['deadband'] };
 
 class GenerationEnded extends Error {
   constructor(readonly reason: string) {
@@ -164,6 +189,7 @@ class Generation {
   own: OwnCertificate | undefined;
   resolved: Resolved[] = [];
   byHandle = new Map<number, Resolved>();
+  deadbandRefused: ResubscribedInfo['deadbandRefused'] = [];
   /** Messages held until we know they are ours: before the item handles are known, or while a recreated session is verified. */
   early: NotificationMessage[] = [];
   phase: 'building' | 'adopting' | 'initial' | 'live' = 'building';
@@ -234,6 +260,8 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
   private lastFailure: { reason: string; problem?: SecurityProblem } | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
   private wakeSleep: (() => void) | undefined;
+  /** Items whose refused deadband was logged at warn already. */
+  private readonly warnedRefusedDeadband = new Set<string>();
 
   constructor(options: SubscriptionClientOptions) {
     super();
@@ -241,6 +269,9 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     for (const item of options.items) {
       if (keys.has(item.key)) throw new Error(`duplicate monitored item key "${item.key}"`);
       keys.add(item.key);
+      if (item.deadband && !(Number.isFinite(item.deadband.value) && item.deadband.value >= 0)) {
+        throw new Error(`monitored item "${item.key}": the deadband must be a number >= 0`);
+      }
     }
     const sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
     this.o = {
@@ -303,34 +334,39 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     this.setHealth('stopped');
   }
 
-  /** Reads every monitored item now (Read service, both timestamps), sorted like a change batch. */
-  async readCurrent(): Promise<Change[]> {
+  /** Reads every monitored item (or those with the given keys) now (Read service, both timestamps), sorted like a change batch. */
+  async readCurrent(keys?: ReadonlySet<string>): Promise<Change[]> {
     const gen = this.gen;
     if (!gen || gen.phase === 'building' || gen.phase === 'adopting' || !gen.session || gen.channelDown) {
       throw new TransientError('reading current values: not connected');
     }
     const session = gen.session;
-    if (gen.resolved.length === 0) return [];
+    const items = keys ? gen.resolved.filter((r) => keys.has(r.key)) : gen.resolved;
+    if (items.length === 0) return [];
     let dataValues;
     try {
       dataValues = await gen.step(
         'reading current values',
-        session.read(gen.resolved.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })), 0),
+        session.read(items.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })), 0),
         this.o.operationTimeoutMs,
       );
     } catch (e) {
       throw new TransientError(`reading current values: ${describeError(e)}`, { cause: e });
     }
     const now = Date.now();
-    return sortChanges(dataValues.map((dv, i) => toChange(gen.resolved[i]!.key, gen.resolved[i]!.order, dv, now)));
+    return sortChanges(dataValues.map((dv, i) => toChange(items[i]!.key, items[i]!.order, dv, now)));
   }
 
   /**
    * Raw history (OPC UA Historical Access) of every monitored item since the given source
    * timestamp per item key, oldest first. Items whose nodes keep no history come back in
-   * `unsupported`; `truncated` means more is waiting: apply these and call again.
+   * `unsupported`; `truncated` means more is waiting: apply these and call again. Only items
+   * with a `since` are read, up to `untilMs` (inclusive; default now).
    */
-  async readHistory(since: ReadonlyMap<string, number>): Promise<{ changes: Change[]; unsupported: string[]; truncated: string[] }> {
+  async readHistory(
+    since: ReadonlyMap<string, number>,
+    untilMs?: number,
+  ): Promise<{ changes: Change[]; unsupported: string[]; truncated: string[] }> {
     const gen = this.gen;
     if (!gen || gen.phase === 'building' || !gen.session || gen.channelDown) {
       throw new TransientError('reading history: not connected');
@@ -338,7 +374,12 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     if (gen.resolved.length === 0) return { changes: [], unsupported: [], truncated: [] };
     return gen.step(
       'reading history',
-      readHistorySince(gen.session, gen.resolved.map((r) => ({ item: r.key, nodeId: r.nodeId })), since),
+      readHistorySince(
+        gen.session,
+        gen.resolved.map((r) => ({ item: r.key, nodeId: r.nodeId })),
+        since,
+        untilMs === undefined ? {} : { until: new Date(untilMs) },
+      ),
       this.o.operationTimeoutMs * 3,
     );
   }
@@ -514,31 +555,65 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     subscription.on('terminated', () => gen.end('the subscription was terminated'));
     subscription.on('error', (err: Error) => gen.end(`subscription error: ${err.message}`));
 
-    if (gen.resolved.length > 0) {
-      const group = await gen.step(
+    gen.resolved = await this.monitor(gen, subscription, gen.resolved, failedItems);
+    for (const f of failedItems) this.log?.error({ item: f.key, reason: f.reason }, 'an OPC UA item cannot be monitored');
+
+    this.beginInitial(gen, { generation: gen.number, failedItems, deadbandRefused: gen.deadbandRefused, adopted: false });
+  }
+
+  /**
+   * Creates the monitored items, one request per distinct deadband (the parameters of a
+   * request apply to all its items). Items whose filter is refused are created again without.
+   * Returns the items monitored, in configuration order.
+   */
+  private async monitor(gen: Generation, subscription: ClientSubscription, items: Resolved[], failed: ResubscribedInfo['failedItems']): Promise<Resolved[]> {
+    const groups = new Map<string, Resolved[]>();
+    for (const r of items) {
+      const key = r.deadband ? `${r.deadband.type}:${r.deadband.value}` : '';
+      groups.set(key, [...(groups.get(key) ?? []), r]);
+    }
+    const monitored: Resolved[] = [];
+    const unfiltered: Resolved[] = [];
+    const create = async (group: Resolved[], deadband: Resolved['deadband']) => {
+      const created = await gen.step(
         'creating monitored items',
         subscription.monitorItems(
-          gen.resolved.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })),
-          { samplingInterval: o.samplingIntervalMs, queueSize: o.queueSize, discardOldest: false },
+          group.map((r) => ({ nodeId: r.nodeId, attributeId: AttributeIds.Value })),
+          {
+            samplingInterval: this.o.samplingIntervalMs,
+            queueSize: this.o.queueSize,
+            discardOldest: false,
+            ...(deadband
+              ? { filter: new DataChangeFilter({ trigger: DataChangeTrigger.StatusValue, deadbandType: DeadbandType.Absolute, deadbandValue: deadband.value }) }
+              : {}),
+          },
           TimestampsToReturn.Both,
         ),
-        o.operationTimeoutMs,
+        this.o.operationTimeoutMs,
       );
-      const monitored: Resolved[] = [];
-      group.monitoredItems.forEach((item, i) => {
-        const r = gen.resolved[i]!;
+      created.monitoredItems.forEach((item, i) => {
+        const r = group[i]!;
         if (item.statusCode.isGood()) {
           gen.byHandle.set(item.monitoringParameters.clientHandle, r);
           monitored.push(r);
+        } else if (deadband && FILTER_REFUSED.has(item.statusCode.value)) {
+          gen.deadbandRefused.push({ key: r.key, reason: item.statusCode.name });
+          unfiltered.push(r);
         } else {
-          failedItems.push({ key: r.key, reason: `monitoring refused: ${item.statusCode.name}` });
+          failed.push({ key: r.key, reason: `monitoring refused: ${item.statusCode.name}` });
         }
       });
-      gen.resolved = monitored;
+    };
+    for (const group of groups.values()) await create(group, group[0]!.deadband);
+    if (unfiltered.length > 0) {
+      for (const { key, reason } of gen.deadbandRefused) {
+        const level = this.warnedRefusedDeadband.has(key) ? 'debug' : 'warn';
+        this.warnedRefusedDeadband.add(key);
+        this.log?.[level]({ item: key, reason }, 'the OPC UA server refused the deadband filter of an item; monitoring every change of it instead');
+      }
+      await create(unfiltered, undefined);
     }
-    for (const f of failedItems) this.log?.error({ item: f.key, reason: f.reason }, 'an OPC UA item cannot be monitored');
-
-    this.beginInitial(gen, { generation: gen.number, failedItems, adopted: false });
+    return monitored.sort((a, b) => a.order - b.order);
   }
 
   /** From here on the initial value of every item is collected into one batch. */
@@ -559,14 +634,14 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
 
   private async resolveItems(gen: Generation, session: ClientSession, failed: ResubscribedInfo['failedItems']): Promise<Resolved[]> {
     const resolved: Resolved[] = [];
-    const paths: Array<{ key: string; order: number; path: string }> = [];
+    const paths: Array<{ key: string; order: number; path: string; deadband: MonitoredItemSpec['deadband'] }> = [];
     this.o.items.forEach((item, order) => {
       if (item.node.startsWith('/')) {
-        paths.push({ key: item.key, order, path: item.node });
+        paths.push({ key: item.key, order, path: item.node, deadband: item.deadband });
         return;
       }
       try {
-        resolved.push({ key: item.key, order, nodeId: resolveNodeId(item.node) });
+        resolved.push({ key: item.key, order, nodeId: resolveNodeId(item.node), ...(item.deadband ? { deadband: item.deadband } : {}) });
       } catch (e) {
         failed.push({ key: item.key, reason: `invalid NodeId "${item.node}": ${describeError(e)}` });
       }
@@ -587,7 +662,7 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
         const p = valid[i]!;
         const target = result.targets?.[0];
         if (result.statusCode.isGood() && target) {
-          resolved.push({ key: p.key, order: p.order, nodeId: target.targetId });
+          resolved.push({ key: p.key, order: p.order, nodeId: target.targetId, ...(p.deadband ? { deadband: p.deadband } : {}) });
         } else {
           failed.push({ key: p.key, reason: `browse path "${p.path}" not found: ${result.statusCode.name}` });
         }
@@ -703,7 +778,7 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
       if (gen.endReason !== undefined) return;
       gen.sessionId = session.sessionId.toString();
       this.log?.info({ generation: gen.number }, 'kept the session and subscription recreated after the server lost ours');
-      this.beginInitial(gen, { generation: gen.number, failedItems: [], adopted: true });
+      this.beginInitial(gen, { generation: gen.number, failedItems: [], deadbandRefused: gen.deadbandRefused, adopted: true });
     } catch (e) {
       gen.end(`the server lost our session and its replacement did not check out: ${describeError(e)}`);
     }

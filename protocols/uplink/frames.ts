@@ -1,14 +1,20 @@
 /**
  * The uplink wire contract between agent and relay, version 1.
  *
- * Transport: one WebSocket per agent, opened by the agent (outbound only), with
- * subprotocol `plantlink.v1` and `Authorization: Bearer <agent token>`. Text frames,
- * each one JSON object with a `t` tag.
+ * Transports: one WebSocket per agent, opened by the agent (outbound only), with
+ * subprotocol `plantlink.v1` and `Authorization: Bearer <agent token>`; or MQTT, with the
+ * same frames as message payloads on the topics of mqtt-topics.ts (see MQTT.md). Text
+ * frames, each one JSON object with a `t` tag.
  *
  *   relay -> agent  welcome  sent once after the upgrade: limits the agent must respect
  *   agent -> relay  batch    up to `maxBatchEvents` CloudEvents, at most `maxFrameBytes` on the wire
  *   relay -> agent  ack      after the whole batch is durably committed (fsync'd) in the inbox
- *   relay -> agent  error    a protocol violation; the relay closes the socket after it
+ *   agent -> relay  status   optional, every few seconds: the agent's outbox backlog; sent only
+ *                            to a relay whose welcome lists the `status` feature, so an older
+ *                            relay (which would refuse an unknown frame) never gets one, and a
+ *                            relay accepts agents that never send it
+ *   relay -> agent  error    a protocol violation; the relay closes the socket after it (over
+ *                            MQTT it cannot: it names the batch, and the agent reconnects and resends)
  *
  * Guarantees: an `ack` means every event of the batch is either stored (or was already
  * stored: a duplicate), or listed in `rejected` with a reason, and the rejected ones are
@@ -44,6 +50,8 @@ export const WelcomeFrame = z.object({
   maxFrameBytes: z.number().int().positive(),
   maxBatchEvents: z.number().int().positive(),
   maxInFlight: z.number().int().positive(),
+  /** Optional frames this relay accepts beyond `batch` (absent from older relays). */
+  features: z.array(z.string()).optional(),
 });
 export type WelcomeFrame = z.infer<typeof WelcomeFrame>;
 
@@ -73,8 +81,15 @@ export const AckFrame = z.object({
 });
 export type AckFrame = z.infer<typeof AckFrame>;
 
-export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'internal']);
-export const ErrorFrame = z.object({ t: z.literal('error'), code: ErrorCode, reason: z.string() });
+/** `forbidden_topic`: over MQTT, a batch on the events topic of an agent id or plant the relay does not have registered. */
+export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'forbidden_topic', 'internal']);
+export const ErrorFrame = z.object({
+  t: z.literal('error'),
+  code: ErrorCode,
+  reason: z.string(),
+  /** The batch the error is about, when the frame could be read that far. */
+  batch: z.number().int().nonnegative().optional(),
+});
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 
 export const RelayFrame = z.discriminatedUnion('t', [WelcomeFrame, AckFrame, ErrorFrame]);
@@ -87,6 +102,25 @@ export const BatchFrame = z.object({
   events: z.array(z.unknown()).min(1),
 });
 export type BatchFrame = z.infer<typeof BatchFrame>;
+
+/** The welcome feature that tells an agent it may send `status` frames. */
+export const STATUS_FEATURE = 'status';
+
+/**
+ * The agent's backlog, as its outbox saw it when sending. The oldest pending event's age
+ * is sent rather than its timestamp, so the relay does not depend on the plant's clock.
+ */
+export const StatusFrame = z.object({
+  t: z.literal('status'),
+  pending: z.number().int().nonnegative(),
+  pendingBytes: z.number().int().nonnegative().optional(),
+  oldestPendingAgeMs: z.number().int().nonnegative().optional(),
+});
+export type StatusFrame = z.infer<typeof StatusFrame>;
+
+/** Everything an agent may send. */
+export const AgentFrame = z.discriminatedUnion('t', [BatchFrame, StatusFrame]);
+export type AgentFrame = z.infer<typeof AgentFrame>;
 
 /** WebSocket close codes the relay uses, so the agent can tell "fix your config" from "try again". */
 export const CloseCode = {

@@ -1,8 +1,11 @@
 /**
  * The relay's operator HTTP API (same port as the agents' WebSocket ingress):
  *
- *   GET  /healthz, /readyz                          open (for load balancers and systemd)
+ *   GET  /healthz                                   open: the process answers (200)
+ *   GET  /readyz                                    open: 200 when inbox open and listening, else 503 {reason}
+ *   GET  /metrics                                   Prometheus text; open or viewer (metrics.requireToken)
  *   GET  /v1/status                                 viewer   agents, sinks, counts
+ *   GET  /v1/agents                                 viewer   each agent: connected, last seen, backlog, lag
  *   GET  /v1/dead-letters?sink=&code=&subject=&plant=&correlationId=&limit=
  *                                                   viewer   list
  *   GET  /v1/dead-letters/{sink}/{seq}              viewer   one, with its event
@@ -10,7 +13,8 @@
  *                                                   operator replay (audited in the log)
  *
  * Access is by bearer token from `api.tokens` (stored as SHA-256 hashes, each with a role);
- * with no tokens configured only the health endpoints answer. Request bodies are capped.
+ * with no tokens configured only the health endpoints (and an open /metrics) answer. Request
+ * bodies are capped.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -50,9 +54,14 @@ export interface OperatorApiDeps {
   config: ApiConfig;
   inbox: Inbox;
   status: () => unknown;
-  ready: () => boolean;
+  /** For /readyz: why the relay cannot take work, if it cannot. */
+  ready: () => { ready: true } | { ready: false; reason: string };
+  /** For /v1/agents. */
+  agents?: () => unknown;
+  /** Prometheus exposition for /metrics; absent: 404. */
+  metrics?: { requireToken: boolean; scrape: () => Promise<{ contentType: string; body: string }> };
   /** Called after a replay so the delivery workers pick the events up at once. */
-  onReplay: () => void;
+  onReplay: (replayed: number) => void;
   logger: Logger;
 }
 
@@ -72,6 +81,11 @@ export function operatorApi(deps: OperatorApiDeps) {
     res.end(text);
   }
 
+  function unauthorized(res: ServerResponse): void {
+    res.setHeader('www-authenticate', 'Bearer');
+    send(res, 401, { error: tokens.length ? 'missing or unknown bearer token' : 'the operator API is off: no api.tokens configured' });
+  }
+
   async function readJson(req: IncomingMessage): Promise<unknown> {
     let size = 0;
     const chunks: Buffer[] = [];
@@ -87,14 +101,20 @@ export function operatorApi(deps: OperatorApiDeps) {
     const url = new URL(req.url ?? '/', 'http://relay');
     const path = url.pathname;
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
-    if (req.method === 'GET' && path === '/readyz') return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not ready' });
+    if (req.method === 'GET' && path === '/readyz') {
+      const r = deps.ready();
+      return r.ready ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not ready', reason: r.reason });
+    }
+    if (req.method === 'GET' && path === '/metrics' && deps.metrics) {
+      if (deps.metrics.requireToken && !who(req)) return unauthorized(res);
+      const { contentType, body } = await deps.metrics.scrape();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      return void res.end(body);
+    }
     if (!path.startsWith('/v1/')) return send(res, 404, { error: 'not found' });
 
     const caller = who(req);
-    if (!caller) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return send(res, 401, { error: tokens.length ? 'missing or unknown bearer token' : 'the operator API is off: no api.tokens configured' });
-    }
+    if (!caller) return unauthorized(res);
     const q = url.searchParams;
     const filter = (): DeadLetterFilter => ({
       sink: q.get('sink') ?? undefined,
@@ -105,6 +125,7 @@ export function operatorApi(deps: OperatorApiDeps) {
     });
 
     if (req.method === 'GET' && path === '/v1/status') return send(res, 200, deps.status());
+    if (req.method === 'GET' && path === '/v1/agents' && deps.agents) return send(res, 200, { agents: deps.agents() });
     if (req.method === 'GET' && path === '/v1/dead-letters') {
       const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100));
       return send(res, 200, { deadLetters: deps.inbox.listDeliveries({ ...filter(), status: 'dead', limit }) });
@@ -125,7 +146,7 @@ export function operatorApi(deps: OperatorApiDeps) {
       const { seq, ...rest } = body;
       const replayed = deps.inbox.replayDead({ ...rest, ...(seq === undefined ? {} : { inboxSeq: seq }) });
       deps.logger.warn({ audit: 'replay', by: caller.name, request: body, replayed }, 'dead letters replayed');
-      if (replayed > 0) deps.onReplay();
+      if (replayed > 0) deps.onReplay(replayed);
       return send(res, 200, { replayed });
     }
     return send(res, 404, { error: 'not found' });

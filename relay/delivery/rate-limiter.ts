@@ -39,6 +39,8 @@ export interface RateLimiterStatus {
   ceilingRps: number | undefined;
   pausedUntilMs: number | undefined;
   throttles: number;
+  /** Daily API allocation from the last quota report (Sforce-Limit-Info), if any. */
+  quota: { used: number; max: number } | undefined;
 }
 
 export class AdaptiveRateLimiter implements RequestGate {
@@ -49,6 +51,7 @@ export class AdaptiveRateLimiter implements RequestGate {
   private pausedUntil = 0;
   private throttles = 0;
   private quotaFactor = 1;
+  private lastQuota: { used: number; max: number } | undefined;
   /** Request start times over the last second, to learn a rate from the first 429. */
   private readonly recent: number[] = [];
   private queue: Promise<void> = Promise.resolve();
@@ -110,6 +113,7 @@ export class AdaptiveRateLimiter implements RequestGate {
 
   quota(used: number, max: number): void {
     if (max <= 0) return;
+    this.lastQuota = { used, max };
     this.quotaFactor = used / max >= this.config.quotaSlowdownAbove ? 0.5 : 1;
   }
 
@@ -120,6 +124,7 @@ export class AdaptiveRateLimiter implements RequestGate {
       ceilingRps: this.ceiling,
       pausedUntilMs: this.pausedUntil > this.now() ? this.pausedUntil : undefined,
       throttles: this.throttles,
+      quota: this.lastQuota && { ...this.lastQuota },
     };
   }
 }

@@ -17,6 +17,19 @@ import type { DueDelivery, Inbox } from '../inbox/inbox.js';
 import type { Outcome, Sink } from '../sinks/sink.js';
 import type { DeliveryConfig } from './config.js';
 
+/**
+ * What the worker reports per recorded outcome (relay/metrics implements it with pre-bound
+ * counters). Called after the outcomes are committed; must be cheap and must not throw.
+ */
+export interface DeliveryMetrics {
+  /** `eventTimeMs`: the event's own time, for plant-to-sink latency. */
+  delivered(eventTimeMs: number): void;
+  /** `errorClass`: `throttled` (the API said when to come back) or `transient`. */
+  retried(errorClass: string): void;
+  /** `errorClass`: the permanent error's code, e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION. */
+  deadLettered(errorClass: string): void;
+}
+
 /** Deliveries sent to probe a sink that failed as a whole. */
 const PROBE_BATCH = 5;
 
@@ -48,6 +61,7 @@ export class SinkWorker {
     private readonly config: DeliveryConfig,
     private readonly logger: Logger,
     private readonly onDelivered?: (event: CloudEventV1, recordIds: string[]) => void,
+    private readonly metrics?: DeliveryMetrics,
   ) {}
 
   start(): void {
@@ -150,25 +164,32 @@ export class SinkWorker {
         return { kind: 'dead' as const, d, error: o.error.message, code: o.error.code };
       }
       const perItem = now + Math.max(o.error.retryAfterMs ?? 0, backoffMs(d.attempts, this.config.backoff.initialMs, this.config.backoff.maxMs));
-      return { kind: 'retry' as const, d, error: o.error.message, code: 'transient', nextAttemptMs: allErrored ? this.pausedUntil : perItem };
+      const errorClass = o.error.retryAfterMs === undefined ? 'transient' : 'throttled';
+      return { kind: 'retry' as const, d, error: o.error.message, code: 'transient', errorClass, nextAttemptMs: allErrored ? this.pausedUntil : perItem };
     });
     this.inbox.record(this.sink.name, records);
 
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       const event = items[i]!.event;
-      const ctx = { sink: this.sink.name, id: event.id, correlationId: event.correlationid, subject: event.subject };
+      // `correlationid`, as in the CloudEvent and in the sinks' own logs, so one search finds them all.
+      const ctx = { sink: this.sink.name, id: event.id, correlationid: event.correlationid, subject: event.subject };
       if (r.kind === 'delivered') {
         this.counters.delivered++;
+        this.metrics?.delivered(r.d.timeMs);
+        this.logger.debug({ ...ctx, recordIds: r.recordIds, stale: r.stale }, 'event delivered');
         this.onDelivered?.(event, r.recordIds);
       } else if (r.kind === 'dead') {
         this.counters.deadLettered++;
+        this.metrics?.deadLettered(r.code);
         this.lastError = r.error;
         this.logger.error({ ...ctx, code: r.code, reason: r.error }, 'event dead-lettered (permanent failure)');
       } else {
         this.counters.retried++;
+        this.metrics?.retried(r.errorClass);
         this.lastError = r.error;
         if (!allErrored) this.logger.warn({ ...ctx, attempt: r.d.attempts + 1, reason: r.error }, 'delivery failed; will retry');
+        else this.logger.debug({ ...ctx, attempt: r.d.attempts + 1 }, 'delivery waits for the sink to recover');
       }
     }
     if (allErrored) {

@@ -19,7 +19,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../../protocols/sqlite.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 
 const SCHEMA_VERSION = 1;
@@ -92,7 +93,7 @@ export class Inbox {
 
   constructor(path: string, private readonly now: () => number = Date.now) {
     mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    this.db = openDatabase(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
@@ -351,6 +352,48 @@ export class Inbox {
     }
     const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
     return { events, rejections };
+  }
+
+  /**
+   * Pending and dead deliveries per sink, with the receipt time of the oldest pending one.
+   * One pass over the deliveries index; meant for scrape time, not the hot path.
+   */
+  deliveryBacklog(): { sink: string; pending: number; dead: number; oldestPendingReceivedMs: number | null }[] {
+    return this.db
+      .prepare(
+        `SELECT d.sink, coalesce(sum(d.status = 'pending'), 0) AS pending, coalesce(sum(d.status = 'dead'), 0) AS dead,
+                min(CASE WHEN d.status = 'pending' THEN i.received_ms END) AS oldestPendingReceivedMs
+           FROM deliveries d JOIN inbox i ON i.seq = d.inbox_seq
+          WHERE d.status != 'delivered'
+          GROUP BY d.sink`,
+      )
+      .all() as never;
+  }
+
+  /**
+   * Per plant, events with a pending delivery (each event once, however many sinks wait for
+   * it) and the event time of the oldest, optionally only of some types and to some sinks:
+   * e.g. "milestones not yet in the CRM". Meant for scrape and API time, not the hot path.
+   */
+  pendingByPlant(filter: { types?: readonly string[]; sinks?: readonly string[] } = {}): { plant: string; events: number; oldestTimeMs: number }[] {
+    if (filter.types?.length === 0 || filter.sinks?.length === 0) return [];
+    const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+    const where = ["d.status = 'pending'"];
+    if (filter.sinks) where.push(`d.sink IN (${marks(filter.sinks.length)})`);
+    if (filter.types) where.push(`i.type IN (${marks(filter.types.length)})`);
+    return this.db
+      .prepare(
+        `SELECT i.plant, count(DISTINCT i.seq) AS events, min(i.time_ms) AS oldestTimeMs
+           FROM deliveries d JOIN inbox i ON i.seq = d.inbox_seq
+          WHERE ${where.join(' AND ')}
+          GROUP BY i.plant`,
+      )
+      .all(...(filter.sinks ?? []), ...(filter.types ?? [])) as never;
+  }
+
+  /** False once closed. */
+  get open(): boolean {
+    return this.db.open;
   }
 
   close(): void {

@@ -31,10 +31,23 @@ export class AgentDirectory {
     this.byId = new Map(agents.map((a) => [a.id, a]));
   }
 
+  /** The registered agent with this id (its plant binding), whatever transport it uses. */
+  get(id: string): AgentCredential | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): AgentCredential[] {
+    return [...this.byId.values()];
+  }
+
   /** The agent a bearer token belongs to, or a reason it does not authenticate. */
   authenticate(authorization: string | undefined): { ok: true; agent: AgentCredential } | { ok: false; reason: string } {
     if (!authorization?.startsWith('Bearer ')) return { ok: false, reason: 'missing bearer token' };
-    const token = authorization.slice('Bearer '.length).trim();
+    return this.authenticateToken(authorization.slice('Bearer '.length).trim());
+  }
+
+  /** The agent a token belongs to (an MQTT password, for example), or a reason it does not authenticate. */
+  authenticateToken(token: string): { ok: true; agent: AgentCredential } | { ok: false; reason: string } {
     const dot = token.indexOf('.');
     if (dot <= 0) return { ok: false, reason: 'malformed token' };
     const agent = this.byId.get(token.slice(0, dot));

@@ -1,34 +1,42 @@
 /**
  * WebSocket ingress: where agents connect. Owns the upgrade (auth, version negotiation),
- * frame validation and the ack.
+ * heartbeats and connection bookkeeping; what a batch frame means (validation, plant
+ * checks, inbox commit, the ack) is batch-intake.ts, shared with the MQTT ingress.
  *
  * Per connection, frames are handled one at a time and synchronously (SQLite commits are
  * synchronous), so acks leave in batch order and an ack is only ever sent after the inbox
- * commit for its batch returned. Bad events are refused one by one (recorded with their
- * reason, listed in the ack); the rest of their batch is stored. A frame that is not a
- * batch at all ends the connection with a reason; the agent resends from its outbox.
+ * commit for its batch returned. A frame that is not a batch at all ends the connection
+ * with an error frame and a close code; the agent resends from its outbox.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { MAX_EVENT_BYTES, sourceUri } from '../../protocols/events/envelope.js';
-import { validateEvent } from '../../protocols/events/registry.js';
 import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import {
-  BatchFrame,
   CloseCode,
   negotiateVersion,
+  STATUS_FEATURE,
   subprotocolFor,
   SUPPORTED_UPLINK_VERSIONS,
-  type AckFrame,
   type ErrorFrame,
-  type Rejection,
   type WelcomeFrame,
 } from '../../protocols/uplink/frames.js';
-import type { Inbox, IncomingEvent, IngressRejection } from '../inbox/inbox.js';
+import type { Inbox } from '../inbox/inbox.js';
 import type { Router } from '../router/router.js';
 import type { AgentCredential, AgentDirectory } from './agent-auth.js';
+import { BatchIntake } from './batch-intake.js';
+import type { IngressObserver } from './observer.js';
+
+/** The close code after each error frame, so the agent can tell "fix your config" from "try again". */
+const CLOSE_CODE_FOR: Record<ErrorFrame['code'], number> = {
+  malformed_frame: CloseCode.invalidPayload,
+  unexpected_frame: CloseCode.protocolViolation,
+  frame_too_large: CloseCode.tooLarge,
+  batch_too_large: CloseCode.protocolViolation,
+  forbidden_topic: CloseCode.protocolViolation,
+  internal: CloseCode.internal,
+};
 
 export interface IngressLimits {
   maxFrameBytes: number;
@@ -51,6 +59,7 @@ export class WebSocketIngress {
   private readonly wss: WebSocketServer;
   private readonly connections = new Map<string, { ws: WebSocket; info: ConnectedAgent }>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly intake: BatchIntake;
 
   constructor(
     private readonly deps: {
@@ -61,8 +70,11 @@ export class WebSocketIngress {
       logger: Logger;
       /** Called after a batch with new events was committed (wakes the delivery engine). */
       onStored?: () => void;
+      /** Told about connections, committed batches and backlog reports (agent tracking, metrics). */
+      observer?: IngressObserver;
     },
   ) {
+    this.intake = new BatchIntake({ inbox: deps.inbox, router: deps.router, limits: deps.limits, onStored: deps.onStored, observer: deps.observer });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: deps.limits.maxFrameBytes,
@@ -134,7 +146,10 @@ export class WebSocketIngress {
       log.warn({ err: describeError(err) }, tooLarge ? `frame over the ${this.deps.limits.maxFrameBytes}-byte limit; connection closed` : 'agent socket error');
     });
     ws.on('close', (code, reason) => {
-      if (this.connections.get(agent.id) === entry) this.connections.delete(agent.id);
+      if (this.connections.get(agent.id) === entry) {
+        this.connections.delete(agent.id);
+        this.deps.observer?.disconnected(agent);
+      }
       log.info({ code, reason: reason.toString() }, 'agent disconnected');
     });
     const welcome: WelcomeFrame = {
@@ -145,73 +160,23 @@ export class WebSocketIngress {
       maxFrameBytes: this.deps.limits.maxFrameBytes,
       maxBatchEvents: this.deps.limits.maxBatchEvents,
       maxInFlight: this.deps.limits.maxInFlight,
+      features: [STATUS_FEATURE],
     };
     ws.send(JSON.stringify(welcome));
+    this.deps.observer?.connected(agent, remote);
     log.info('agent connected');
   }
 
   private onFrame(ws: WebSocket, agent: AgentCredential, info: ConnectedAgent, log: Logger, text: string): void {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      return this.fail(ws, log, 'malformed_frame', `frame is not JSON (${describeError(e)})`, CloseCode.invalidPayload);
+    const result = this.intake.handle(agent, text, log);
+    if (result.kind === 'error') {
+      const { code, reason } = result.frame;
+      return this.fail(ws, log, code, reason, CLOSE_CODE_FOR[code]);
     }
-    const frame = BatchFrame.safeParse(json);
-    if (!frame.success) {
-      const issue = frame.error.issues[0];
-      return this.fail(ws, log, 'unexpected_frame', `not a batch frame: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, CloseCode.protocolViolation);
-    }
-    const { batch, events } = frame.data;
-    if (events.length > this.deps.limits.maxBatchEvents) {
-      return this.fail(ws, log, 'batch_too_large', `${events.length} events in one batch; the limit is ${this.deps.limits.maxBatchEvents}`, CloseCode.protocolViolation);
-    }
-    const accepted: IncomingEvent[] = [];
-    const rejections: IngressRejection[] = [];
-    const rejected: Rejection[] = [];
-    const sourcePrefix = `${sourceUri(agent.plant, '')}`;
-    events.forEach((raw, index) => {
-      const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id.slice(0, 128) : undefined;
-      let body: string;
-      try {
-        body = JSON.stringify(raw);
-      } catch (e) {
-        // e.g. nesting deep enough to overflow the stack: refuse this event, keep the rest.
-        body = '"<not serialisable>"';
-        return refuse('invalid_envelope', `event cannot be serialised: ${describeError(e)}`);
-      }
-      function refuse(code: Rejection['code'], reason: string) {
-        rejected.push({ index, ...(id ? { id } : {}), code, reason });
-        rejections.push({ agent: agent.id, plant: agent.plant, id, code, reason, body: body.slice(0, MAX_EVENT_BYTES) });
-      }
-      const bytes = Buffer.byteLength(body);
-      if (bytes > MAX_EVENT_BYTES) return refuse('event_too_large', `event is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES}`);
-      const check = validateEvent(raw);
-      if (!check.ok) return refuse(check.code, check.reason);
-      if (check.event.plant !== agent.plant) {
-        return refuse('plant_mismatch', `agent ${agent.id} speaks for plant "${agent.plant}", not "${check.event.plant}"`);
-      }
-      if (!check.event.source.startsWith(sourcePrefix)) {
-        return refuse('plant_mismatch', `agent ${agent.id} may only send events from sources under ${sourcePrefix}, not "${check.event.source}"`);
-      }
-      const sinks = this.deps.router.route(check.event);
-      if (sinks.length === 0) log.warn({ id: check.event.id, type: check.event.type }, 'event matches no route; stored but delivered nowhere');
-      accepted.push({ event: check.event, body, sinks });
-    });
-    let result;
-    try {
-      result = this.deps.inbox.store(agent.id, accepted, rejections);
-    } catch (e) {
-      // Not acknowledged: the agent keeps the batch and resends it after reconnecting.
-      log.error({ err: describeError(e), batch }, 'could not store a batch; closing so the agent resends');
-      return this.fail(ws, log, 'internal', 'relay could not store the batch', CloseCode.internal);
-    }
+    if (result.kind === 'status') return;
     info.batches++;
-    info.events += events.length;
-    if (rejected.length > 0) log.warn({ batch, rejected: rejected.map((r) => ({ id: r.id, code: r.code, reason: r.reason })) }, 'events rejected at ingress');
-    const ack: AckFrame = { t: 'ack', batch, stored: result.stored, duplicates: result.duplicates, rejected };
-    ws.send(JSON.stringify(ack));
-    if (result.stored > 0) this.deps.onStored?.();
+    info.events += result.events;
+    ws.send(JSON.stringify(result.frame));
   }
 
   private fail(ws: WebSocket, log: Logger, code: ErrorFrame['code'], reason: string, closeCode: number): void {

@@ -32,6 +32,27 @@ export const OpcUaLineNodes = z
   })
   .strict();
 
+export const QuantityDeadbandConfig = z
+  .object({
+    type: z
+      .literal('absolute')
+      .describe('`absolute`: `value` is in the line\'s unit. (Percent of the EURange, which needs the server\'s EURange property, may come later.)'),
+    value: z
+      .number()
+      .min(0)
+      .max(1e12)
+      .describe(
+        'A good or scrap count is reported (`quantity-reported`) only when it rose MORE than this above the count last reported; 0 = every increase. The OPC UA AbsoluteDeadband rule: with 10, counts going up one by one are reported at 11, 22, 33, ... A fall of more than this is a counter reset (new baseline, nothing reported). Holds and completions always carry the exact current counts.',
+      ),
+    onServer: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Also ask the server to apply the deadband to the counter nodes (DataChangeFilter), so it sends fewer notifications. What the filter hides is read back from the server\'s history (or current value) when a milestone needs it, so the events are the same either way. A server that refuses the filter (e.g. BadFilterNotAllowed on a node that is not declared numeric) is monitored without it, logged once.',
+      ),
+  })
+  .strict();
+
 export const OpcUaLineConfig = z
   .object({
     equipment: z.string().min(1).max(128).describe('ISA-95 EquipmentID of the line; goes to `data.equipment` and keys the persisted line state.'),
@@ -41,6 +62,9 @@ export const OpcUaLineConfig = z
       .record(z.string().min(1), z.enum(LINE_LIFECYCLES))
       .default(DEFAULT_STATES)
       .describe('Map from the plant\'s state values (strings, or numbers written as strings) to line states: idle, released, running, held, completed. Unmapped values are logged and ignored.'),
+    quantityDeadband: QuantityDeadbandConfig.default({ type: 'absolute', value: 0, onServer: true }).describe(
+      'Deadband of the quantity counters (goodCount, scrapCount): `{ type: absolute, value: N }` reports a count only when it rose more than N above the one last reported. Default N = 0: every increase.',
+    ),
   })
   .strict();
 
@@ -136,8 +160,19 @@ export const OpcUaSourceConfig = z
       .max(100)
       .default(3)
       .describe('Keep-alive periods without any notification after which the subscription counts as stalled and is recreated.'),
-    samplingIntervalMs: z.number().min(0).max(60_000).default(0).describe('Requested sampling interval; 0 = report every change.'),
-    queueSize: z.number().int().min(1).max(100_000).default(100).describe('Server-side queue per monitored item, so bursts between publishes are not coalesced.'),
+    samplingIntervalMs: z
+      .number()
+      .min(0)
+      .max(60_000)
+      .default(0)
+      .describe('Requested sampling interval of every monitored item of the subscription; 0 = report every change (exception-based). A value above 0 lets the server sample, and changes between samples are then never seen.'),
+    queueSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(100)
+      .describe('Server-side queue per monitored item of the subscription, so bursts between publishes are not coalesced (when it is full, the newest value replaces the last one queued).'),
     historyCatchUp: z
       .boolean()
       .default(true)
@@ -185,3 +220,4 @@ export const OpcUaSourceConfig = z
 export type OpcUaSourceConfig = z.infer<typeof OpcUaSourceConfig>;
 export type OpcUaSourceConfigInput = z.input<typeof OpcUaSourceConfig>;
 export type OpcUaLineConfig = z.infer<typeof OpcUaLineConfig>;
+export type QuantityDeadbandConfig = z.infer<typeof QuantityDeadbandConfig>;

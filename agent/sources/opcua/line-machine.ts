@@ -9,17 +9,32 @@
  * - Transitions are judged on the work order's lifecycle, not on raw values: the same
  *   state value with a newer timestamp (a server that restarts and re-stamps its
  *   values) is not a transition either.
- * - Changes are applied in source-timestamp order (stable for equal timestamps), so
- *   several changes that happened while disconnected replay in the order they happened:
- *   last committed Running/3 good, now Completed/5 good -> quantity-reported 5, then completed.
+ * - Changes are applied in source-timestamp order, so several changes that happened while
+ *   disconnected replay in the order they happened: last committed Running/3 good, now
+ *   Completed/5 good -> quantity-reported 5, then completed. Equal timestamps apply in a fixed
+ *   order of roles (work order and its data, counts, state), whatever order they came in.
  * - Bad/Uncertain values change nothing; they are returned as ignored for logging.
  * - Every draft's data is valid ProductionMilestoneV1; a draft that cannot be (e.g. a
  *   work-order id longer than the schema allows) is returned as ignored, never emitted.
  *
+ * - Quantity deadband (`quantityDeadband`, N >= 0, the OPC UA AbsoluteDeadband rule): per
+ *   counter (good, scrap) the state keeps a baseline; a value more than N away from it becomes
+ *   the new baseline, and if it went up while the work order is active, it is reported. Values
+ *   within N change no baseline and report nothing. Because the baseline is persisted with the
+ *   rest of the state and the rule sees only values, live notifications, history replay and
+ *   current values yield the same reports for the same values, so the same event ids; a
+ *   restart neither re-reports nor skips. N = 0 reports every increase.
+ * - Every milestone carries the counts as last seen, never the deadband baseline: a hold or a
+ *   completion carries the exact current counts.
+ * - One `quantity-reported` per counter that moves past its deadband; its fact is told apart
+ *   by that counter and value (discriminator: the good count, as before deadbands, or
+ *   `scrap:<count>`), so its id does not depend on how values were split into batches.
+ *
  * Rules: state -> released: `released`; -> running from released/idle: `started`;
  * -> running from held: `resumed`; -> held: `held`; -> completed: `completed`;
- * a good-count increase while the work order is released/running/held:
- * `quantity-reported` with the new count; a new work-order id starts a new work order.
+ * a good or scrap count that rose more than the deadband above its baseline while the work
+ * order is released/running/held: `quantity-reported` with the new counts; a new work-order
+ * id starts a new work order (counts and baselines from zero).
  */
 import type { EventDraft } from '../source.js';
 import { PRODUCTION_MILESTONE_V1, ProductionMilestoneV1, type MilestoneKind } from '../../../protocols/events/production-milestone.v1.js';
@@ -31,6 +46,20 @@ export type NodeRole = (typeof NODE_ROLES)[number];
 export const LINE_LIFECYCLES = ['idle', 'released', 'running', 'held', 'completed'] as const;
 export type LineLifecycle = (typeof LINE_LIFECYCLES)[number];
 
+/**
+ * Changes made at the same instant apply in this order: the work order and its data first (a
+ * count stamped with the new work order belongs to it), then the counts, the state last (a
+ * completion stamped with the final count carries it).
+ */
+const SAME_INSTANT_ORDER: Readonly<Record<NodeRole, number>> = {
+  workOrder: 0,
+  salesOrder: 1,
+  product: 2,
+  plannedQuantity: 3,
+  goodCount: 4,
+  scrapCount: 5,
+  state: 6,
+};
 const NUMERIC_ROLES: ReadonlySet<NodeRole> = new Set(['goodCount', 'scrapCount', 'plannedQuantity']);
 const ACTIVE: ReadonlySet<LineLifecycle> = new Set(['released', 'running', 'held']);
 
@@ -40,17 +69,27 @@ export interface SeenValue {
   ts: number;
 }
 
-/** What the source persists per line (JSON). */
+export const COUNTERS = { goodCount: 'good', scrapCount: 'scrap' } as const;
+export type CounterRole = keyof typeof COUNTERS;
+export type Counter = (typeof COUNTERS)[CounterRole];
+
+/** What the source persists per line (JSON). Version 1 (no baselines) is read and upgraded. */
 export interface LineState {
-  version: 1;
+  version: 2;
   /** Last-seen value and source timestamp per node. */
   nodes: Partial<Record<NodeRole, SeenValue>>;
   /** Work order on the line; '' when none. */
   workOrder: string;
   /** Where that work order is, as far as milestones were emitted. */
   lifecycle: LineLifecycle;
-  /** Good quantity last attributed to that work order: the baseline for quantity-reported. */
+  /** Good quantity of that work order as last seen (0 from a new work order on): what milestones carry. */
   good: number;
+  /**
+   * Per counter, the value its deadband is measured from: the last value that moved more than
+   * the deadband from the baseline before it (reported if it went up while the work order was
+   * active). 0 from a new work order on.
+   */
+  baseline: Record<Counter, number>;
 }
 
 export interface LineContext {
@@ -61,6 +100,8 @@ export interface LineContext {
   unit: string;
   /** Plant state value (as a string) -> lifecycle. */
   states: Readonly<Record<string, LineLifecycle>>;
+  /** A counter is reported when it rose MORE than this above its baseline (absolute, in `unit`); 0 = every increase. */
+  quantityDeadband: number;
 }
 
 export interface LineChange {
@@ -82,18 +123,32 @@ export interface LineResult {
 }
 
 export function initialLineState(): LineState {
-  return { version: 1, nodes: {}, workOrder: '', lifecycle: 'idle', good: 0 };
+  return { version: 2, nodes: {}, workOrder: '', lifecycle: 'idle', good: 0, baseline: { good: 0, scrap: 0 } };
 }
 
-/** Accepts what `loadState` returned if it has our shape; anything else starts fresh. */
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * Accepts what `loadState` returned if it has our shape; anything else starts fresh. A
+ * version 1 state (before deadbands) reported every increase over `good`, so that is its good
+ * baseline; scrap was never reported, so its baseline is the scrap count last seen.
+ */
 export function coerceLineState(raw: unknown): LineState {
   if (!raw || typeof raw !== 'object') return initialLineState();
-  const s = raw as Partial<LineState>;
-  if (s.version !== 1 || typeof s.workOrder !== 'string' || typeof s.good !== 'number' || !s.nodes || typeof s.nodes !== 'object') {
+  const s = raw as Partial<Omit<LineState, 'version'>> & { version?: unknown };
+  if ((s.version !== 1 && s.version !== 2) || typeof s.workOrder !== 'string' || !isCount(s.good) || !s.nodes || typeof s.nodes !== 'object') {
     return initialLineState();
   }
   if (!LINE_LIFECYCLES.includes(s.lifecycle as LineLifecycle)) return initialLineState();
-  return { version: 1, nodes: { ...s.nodes }, workOrder: s.workOrder, lifecycle: s.lifecycle as LineLifecycle, good: s.good };
+  const scrapSeen = s.nodes.scrapCount?.value;
+  const baseline =
+    s.version === 1
+      ? { good: s.good, scrap: isCount(scrapSeen) ? scrapSeen : 0 }
+      : s.baseline && isCount(s.baseline.good) && isCount(s.baseline.scrap)
+        ? { good: s.baseline.good, scrap: s.baseline.scrap }
+        : undefined;
+  if (!baseline) return initialLineState();
+  return { version: 2, nodes: { ...s.nodes }, workOrder: s.workOrder, lifecycle: s.lifecycle as LineLifecycle, good: s.good, baseline };
 }
 
 function transitionMilestone(from: LineLifecycle, to: LineLifecycle): MilestoneKind | undefined {
@@ -122,7 +177,7 @@ function quantity(seen: SeenValue | undefined, unit: string): { value: number; u
   return seen && typeof seen.value === 'number' && Number.isFinite(seen.value) && seen.value >= 0 ? { value: seen.value, unit } : undefined;
 }
 
-function draftFor(ctx: LineContext, state: LineState, milestone: MilestoneKind, ts: number): EventDraft | { invalid: string } {
+function draftFor(ctx: LineContext, state: LineState, milestone: MilestoneKind, ts: number, discriminator?: string | number): EventDraft | { invalid: string } {
   const n = state.nodes;
   const data: Record<string, unknown> = {
     workOrder: state.workOrder,
@@ -151,7 +206,7 @@ function draftFor(ctx: LineContext, state: LineState, milestone: MilestoneKind, 
       key: state.workOrder,
       what: milestone,
       occurredAtMs: ts,
-      ...(milestone === 'quantity-reported' ? { discriminator: state.good } : {}),
+      ...(discriminator === undefined ? {} : { discriminator }),
     },
   };
 }
@@ -164,16 +219,27 @@ function normalise(change: LineChange): string | number | { bad: IgnoreReason } 
   return change.value === null || change.value === undefined ? '' : String(change.value).trim();
 }
 
+/**
+ * The deadband rule for one counter value: the new baseline, and whether the value is a rise
+ * to report (when the work order is active). Exported for the tests that predict reports.
+ */
+export function deadbandStep(baseline: number, value: number, deadband: number): { baseline: number; rose: boolean } {
+  if (!(Math.abs(value - baseline) > deadband)) return { baseline, rose: false };
+  return { baseline: value, rose: value > baseline };
+}
+
 export function applyChanges(ctx: LineContext, previous: LineState | undefined, changes: readonly LineChange[]): LineResult {
   const state: LineState = previous
-    ? { ...previous, nodes: { ...previous.nodes } }
+    ? { ...previous, nodes: { ...previous.nodes }, baseline: { ...previous.baseline } }
     : initialLineState();
   const result: LineResult = { drafts: [], state, ignored: [], notes: [] };
-  // stable sort: equal timestamps keep their arrival order
-  const ordered = [...changes].sort((a, b) => a.sourceTimestampMs - b.sourceTimestampMs);
+  // Equal timestamps apply in a fixed order of roles, whichever path (live, history, current
+  // read) delivered them, so the milestones do not depend on it; the same node twice keeps
+  // its arrival order (stable sort).
+  const ordered = [...changes].sort((a, b) => a.sourceTimestampMs - b.sourceTimestampMs || SAME_INSTANT_ORDER[a.role] - SAME_INSTANT_ORDER[b.role]);
 
-  const emit = (milestone: MilestoneKind, change: LineChange) => {
-    const draft = draftFor(ctx, state, milestone, change.sourceTimestampMs);
+  const emit = (milestone: MilestoneKind, change: LineChange, discriminator?: string | number) => {
+    const draft = draftFor(ctx, state, milestone, change.sourceTimestampMs, discriminator);
     if ('invalid' in draft) result.ignored.push({ change, reason: 'invalid-event', detail: `${milestone}: ${draft.invalid}` });
     else result.drafts.push(draft);
   };
@@ -205,6 +271,7 @@ export function applyChanges(ctx: LineContext, previous: LineState | undefined, 
         state.workOrder = wo;
         state.lifecycle = 'idle';
         state.good = 0;
+        state.baseline = { good: 0, scrap: 0 };
         break;
       }
       case 'state': {
@@ -220,15 +287,21 @@ export function applyChanges(ctx: LineContext, previous: LineState | undefined, 
         if (milestone) emit(milestone, change);
         break;
       }
-      case 'goodCount': {
-        const good = Number(value);
-        const increased = good > state.good;
-        state.good = good; // a decrease is a counter reset: the new baseline
-        if (increased && state.workOrder && ACTIVE.has(state.lifecycle)) emit('quantity-reported', change);
+      case 'goodCount':
+      case 'scrapCount': {
+        const count = Number(value);
+        const counter = COUNTERS[change.role];
+        if (counter === 'good') state.good = count;
+        // a fall past the deadband is a counter reset: the new baseline, nothing reported
+        const step = deadbandStep(state.baseline[counter], count, ctx.quantityDeadband);
+        state.baseline[counter] = step.baseline;
+        if (step.rose && state.workOrder && ACTIVE.has(state.lifecycle)) {
+          emit('quantity-reported', change, counter === 'good' ? count : `scrap:${count}`);
+        }
         break;
       }
       default:
-        break; // scrap, sales order, product, planned quantity: carried in the next milestone
+        break; // sales order, product, planned quantity: carried in the next milestone
     }
   }
   return result;

@@ -13,6 +13,11 @@
  *   is missed; nodes without history collapse what happened into catch-up milestones.
  * - Restarts emit nothing twice: the persisted per-node timestamps make the initial
  *   values of every (re)subscription a no-op unless they really are newer.
+ * - Quantity deadband: the line machine applies it (the source of truth, persisted with the
+ *   line state). With `onServer`, the counter nodes also carry it as a server-side filter;
+ *   a live batch whose milestones could depend on values the filter hid is applied only
+ *   after those counters are read back (`server-deadband.ts`), so the events are the same
+ *   with or without the filter. Batches wait in order meanwhile, as during a catch-up.
  * - A security problem (server certificate not trusted, ours refused, user refused) shows
  *   in health as the sentence to act on, with the `plantlink agent trust` command for this
  *   source; the client keeps retrying, so the fix needs no restart.
@@ -32,17 +37,22 @@ import { OpcUaSourceConfig, type OpcUaSourceConfigInput } from './config.js';
 import {
   applyChanges,
   coerceLineState,
+  COUNTERS,
   NODE_ROLES,
+  type CounterRole,
   type LineChange,
   type LineContext,
   type LineState,
   type NodeRole,
 } from './line-machine.js';
+import { asFilled, countersToReadBack, ServerReferences, type LiveBatch, type ReadBackView } from './server-deadband.js';
 
 interface Line {
   key: string; // state key, `line/<equipment>`
   context: LineContext;
   state: LineState;
+  /** Counter items of the line the server applies the deadband to, this generation. */
+  filtered: Array<{ item: string; role: CounterRole }>;
 }
 
 /** Delay between attempts to reconcile after a resume when the read fails. */
@@ -65,14 +75,22 @@ export class OpcUaSource implements Source {
   private everConnected = false;
   private paused: { reason: string } | undefined;
   /**
-   * Set while reconciling after a resume: live batches wait here until the current values
-   * are applied. Applied earlier, a live change could meet state that misses what the
-   * pause dropped (a completion stamped with a stale good count).
+   * Set while catching up or reading back what a server deadband hid: live batches wait here,
+   * in order, until what comes before them is applied. Applied earlier, a live change could
+   * meet state that misses values (a completion stamped with a stale good count).
    */
-  private reconcileBuffer: Change[][] | undefined;
+  private reconcileBuffer: LiveBatch[] | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private unsubscribeResume: (() => void) | undefined;
   private warnedNoHistory = false;
+  /** Items whose history the server refused: read back from current values. */
+  private readonly noHistory = new Set<string>();
+  private readonly references = new ServerReferences();
+  private readonly readBackView: ReadBackView = {
+    itemOf: (item) => this.items.get(item),
+    stateOf: (line) => this.lines[line]!.state,
+    filteredCounters: (line) => this.lines[line]!.filtered,
+  };
   private bufferOverflowed = false;
   private commitRetryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -96,18 +114,21 @@ export class OpcUaSource implements Source {
     const specs: MonitoredItemSpec[] = [];
     this.items.clear();
     this.lines = c.lines.map((line, index) => {
+      const { value: deadband, onServer } = line.quantityDeadband;
       for (const role of NODE_ROLES) {
         const node = line.nodes[role];
         if (!node) continue;
         const key = `${index}:${role}`;
         this.items.set(key, { line: index, role });
-        specs.push({ key, node });
+        const filtered = role in COUNTERS && deadband > 0 && onServer;
+        specs.push({ key, node, ...(filtered ? { deadband: { type: 'absolute' as const, value: deadband } } : {}) });
       }
       const key = `line/${line.equipment}`;
       return {
         key,
-        context: { plant: ctx.plant, sourceName: this.name, equipment: line.equipment, unit: line.unit, states: line.states },
+        context: { plant: ctx.plant, sourceName: this.name, equipment: line.equipment, unit: line.unit, states: line.states, quantityDeadband: deadband },
         state: coerceLineState(ctx.loadState(key)),
+        filtered: [],
       };
     });
 
@@ -140,6 +161,7 @@ export class OpcUaSource implements Source {
     });
     client.on('resubscribed', (info) => {
       clearTimeout(this.reconcileTimer);
+      this.trackServerDeadbands(specs, info.failedItems.concat(info.deadbandRefused));
       if (c.historyCatchUp) {
         // First what happened while we were away (history), then the initial values and
         // live changes, which wait in the buffer meanwhile.
@@ -200,8 +222,22 @@ export class OpcUaSource implements Source {
     return `${sentence}: plantlink agent trust --config <agent config> --source ${this.name}${file}`;
   }
 
-  private onBatch(batch: Change[]): void {
-    if (this.stopped || this.paused) return; // dropped; reconciled from current values on resume
+  /** Which counter items carry a server deadband in the new generation (asked for, and not refused). */
+  private trackServerDeadbands(specs: MonitoredItemSpec[], notFiltered: Array<{ key: string }>): void {
+    const refused = new Set(notFiltered.map((f) => f.key));
+    const filtered = specs.filter((s) => s.deadband && !refused.has(s.key)).map((s) => s.key);
+    this.references.reset(filtered);
+    for (const line of this.lines) line.filtered = [];
+    for (const key of filtered) {
+      const item = this.items.get(key)!;
+      this.lines[item.line]!.filtered.push({ item: key, role: item.role as CounterRole });
+    }
+  }
+
+  private onBatch(changes: Change[]): void {
+    if (this.stopped) return;
+    const batch = this.references.receive(changes); // the server's references move even if we drop the batch
+    if (this.paused) return; // dropped; reconciled from history / current values on resume
     if (this.reconcileBuffer) {
       // Bounded: past the cap, live batches are dropped and the catch-up ends with a read of
       // the current values instead (history already covers what happened up to that read).
@@ -209,7 +245,12 @@ export class OpcUaSource implements Source {
       else this.bufferOverflowed = true;
       return;
     }
-    this.apply(batch);
+    if (countersToReadBack(batch, this.readBackView).size === 0) {
+      this.apply(batch.changes);
+      return;
+    }
+    this.reconcileBuffer = [batch];
+    void this.drain(this.reconcileBuffer);
   }
 
   private apply(batch: Change[]): void {
@@ -275,11 +316,12 @@ export class OpcUaSource implements Source {
     void this.catchUp(true);
   }
 
-  /** Per monitored item, the source timestamp of the last value committed. */
-  private lastCommitted(): Map<string, number> {
+  /** Per monitored item (all, or those given), the source timestamp of the last value committed. */
+  private lastCommitted(keys: Iterable<string> = this.items.keys()): Map<string, number> {
     const since = new Map<string, number>();
-    for (const [key, item] of this.items) {
-      const seen = this.lines[item.line]?.state.nodes[item.role];
+    for (const key of keys) {
+      const item = this.items.get(key);
+      const seen = item && this.lines[item.line]?.state.nodes[item.role];
       // A node never seen has no baseline: its current value reconciles it.
       if (seen) since.set(key, seen.ts);
     }
@@ -316,10 +358,7 @@ export class OpcUaSource implements Source {
         return retry('reading OPC UA history', e, historyFailures + 1);
       }
       if (this.reconcileBuffer !== buffer || this.stopped) return; // superseded
-      if (history.unsupported.length > 0 && !this.warnedNoHistory) {
-        this.warnedNoHistory = true;
-        this.log?.warn({ items: history.unsupported }, 'these OPC UA nodes keep no history; changes made while disconnected are reconciled from current values only');
-      }
+      this.noteNoHistory(history.unsupported);
       if (history.changes.length > 0) {
         this.log?.info({ changes: history.changes.length }, 'replaying OPC UA history since the last committed values');
         this.apply(history.changes);
@@ -339,12 +378,98 @@ export class OpcUaSource implements Source {
       }
     }
     if (this.reconcileBuffer !== buffer || this.stopped) return;
-    this.reconcileBuffer = undefined;
     this.bufferOverflowed = false;
-    for (const batch of [current, ...buffer]) {
-      if (this.paused) return;
-      if (batch.length > 0) this.apply(batch);
+    if (current.length > 0) buffer.unshift(asFilled(current));
+    await this.drain(buffer);
+  }
+
+  private noteNoHistory(items: string[]): void {
+    for (const item of items) this.noHistory.add(item);
+    if (items.length > 0 && !this.warnedNoHistory) {
+      this.warnedNoHistory = true;
+      this.log?.warn({ items }, 'these OPC UA nodes keep no history; changes made while disconnected are reconciled from current values only');
     }
+  }
+
+  /**
+   * Applies the waiting batches in order; before a batch whose milestones could depend on
+   * values a server deadband hid, reads those counters back and applies them with it. Batches
+   * arriving meanwhile join the queue. Ends when the queue is empty, or when superseded (a new
+   * catch-up), paused or stopped.
+   */
+  private async drain(buffer: LiveBatch[]): Promise<void> {
+    clearTimeout(this.reconcileTimer);
+    while (this.reconcileBuffer === buffer && !this.stopped) {
+      if (this.paused) {
+        this.reconcileBuffer = undefined; // the resume catches up from history
+        return;
+      }
+      const batch = buffer[0];
+      if (!batch) {
+        this.reconcileBuffer = undefined;
+        if (this.bufferOverflowed) {
+          // live batches were dropped while we were busy: catch up on them
+          this.reconcileBuffer = [];
+          void this.catchUp(true);
+        }
+        return;
+      }
+      const keys = batch.filled ? new Set<string>() : countersToReadBack(batch, this.readBackView);
+      if (keys.size === 0) {
+        buffer.shift();
+        this.apply(batch.changes);
+        continue;
+      }
+      let hidden: Change[];
+      try {
+        hidden = await this.readBack(batch, keys);
+      } catch (e) {
+        if (this.reconcileBuffer !== buffer || this.stopped) return;
+        batch.failures += 1;
+        if (batch.failures >= MAX_HISTORY_FAILURES) {
+          this.log?.error({ err: describeError(e), failures: batch.failures }, 'reading back what the OPC UA deadband hid keeps failing; applying the changes as received, their counts may be off by up to the deadband');
+          batch.filled = true;
+          continue;
+        }
+        this.log?.warn({ err: describeError(e) }, 'reading back what the OPC UA deadband hid failed; retrying');
+        this.reconcileTimer = setTimeout(() => void this.drain(buffer), RECONCILE_RETRY_MS);
+        return;
+      }
+      if (this.reconcileBuffer !== buffer || this.stopped) return;
+      buffer.shift();
+      this.apply([...hidden, ...batch.changes]);
+    }
+  }
+
+  /**
+   * The values of the given counter items up to the newest change of the batch that the
+   * subscription did not deliver: from history since the last committed value, or, for nodes
+   * without history, the current value if it is not newer than the batch.
+   */
+  private async readBack(batch: LiveBatch, keys: ReadonlySet<string>): Promise<Change[]> {
+    const client = this.client;
+    if (!client) throw new Error('the source is stopped');
+    const untilMs = Math.max(...batch.changes.map((c) => c.sourceTimestampMs));
+    const since = this.lastCommitted([...keys].filter((k) => this.config.historyCatchUp && !this.noHistory.has(k)));
+    const fromCurrent = new Set([...keys].filter((k) => !since.has(k)));
+    const values: Change[] = [];
+    while (since.size > 0) {
+      const history = await client.readHistory(since, untilMs);
+      this.noteNoHistory(history.unsupported);
+      for (const item of history.unsupported) {
+        since.delete(item);
+        fromCurrent.add(item);
+      }
+      values.push(...history.changes);
+      if (history.truncated.length === 0 || history.changes.length === 0) break;
+      // more is waiting: every item goes on after the last value read of it
+      for (const c of history.changes) if (since.has(c.item)) since.set(c.item, Math.max(since.get(c.item)!, c.sourceTimestampMs));
+    }
+    if (fromCurrent.size > 0) {
+      const current = await client.readCurrent(fromCurrent);
+      values.push(...current.filter((c) => c.sourceTimestampMs <= untilMs));
+    }
+    return values;
   }
 
 }

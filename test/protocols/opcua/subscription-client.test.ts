@@ -71,7 +71,7 @@ describe('OpcUaSubscriptionClient', () => {
     const { client, rec } = startClient({ endpointUrl: sim.endpointUrl, items: itemsFor(sim) });
     await vi.waitFor(() => expect(rec.batches.length).toBe(1), WAIT);
     expect(client.health().state).toBe('connected');
-    expect(rec.resubscribed).toEqual([{ generation: 1, failedItems: [], adopted: false }]);
+    expect(rec.resubscribed).toEqual([{ generation: 1, failedItems: [], deadbandRefused: [], adopted: false }]);
     const initial = rec.batches[0]!;
     expect(initial.map((c) => c.item).sort()).toEqual(VARIABLES.map((v) => `L1.${v}`).sort());
     expect(isSorted(initial)).toBe(true);
@@ -208,6 +208,70 @@ describe('OpcUaSubscriptionClient', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(rec.batches.length).toBe(batches);
     await client.stop(); // idempotent
+  });
+
+  it('gives an item its own absolute deadband: the server sends only values that moved more than it from the last one sent', async () => {
+    const sim = await startPlant({ quantityPerOrder: 12, workOrdersPerLine: 2, holdEvery: 0, stepMs: 20 });
+    sim.pause();
+    const ids = sim.nodeIdsFor('L1');
+    const { client, rec } = startClient({
+      endpointUrl: sim.endpointUrl,
+      items: [
+        { key: 'banded', node: ids.goodCount, deadband: { type: 'absolute', value: 2 } },
+        { key: 'every', node: ids.goodCount },
+        { key: 'state', node: ids.state },
+      ],
+    });
+    await vi.waitFor(() => expect(client.health().state).toBe('connected'), WAIT);
+    expect(rec.resubscribed[0]!.deadbandRefused).toEqual([]);
+    expect(sim.monitoredItems.filter((m) => m.variable === 'L1.goodCount')).toEqual([{ variable: 'L1.goodCount', absoluteDeadband: 2 }, { variable: 'L1.goodCount' }]);
+    sim.resume();
+    await sim.finished();
+    // what the server's rule lets through, computed from the plant's truth: from the initial value on,
+    // a value more than 2 away from the last one sent
+    const expected = [0];
+    for (const t of sim.truth) if (Math.abs(t.goodQuantity - expected.at(-1)!) > 2) expected.push(t.goodQuantity);
+    const last = sim.truth.at(-1)!;
+    await vi.waitFor(() => expect(rec.batches.flat().some((c) => c.item === 'state' && c.sourceTimestampMs === last.sourceTimestampMs)).toBe(true), WAIT);
+    const values = (key: string) => rec.batches.flat().filter((c) => c.item === key).map((c) => c.value);
+    expect(values('banded')).toEqual(expected);
+    expect(expected).toEqual([0, 3, 6, 9, 12, 0, 3, 6, 9, 12]); // the rule as the OPC UA spec words it: strictly more than
+    expect(values('every')).toEqual([0, ...Array.from({ length: 12 }, (_, i) => i + 1), 0, ...Array.from({ length: 12 }, (_, i) => i + 1)]);
+  });
+
+  it('monitors an item whose deadband the server refuses without it, says so in every resubscription, and warns once', async () => {
+    const sim = await startPlant({ untypedCounters: true, quantityPerOrder: 4, workOrdersPerLine: 1, holdEvery: 0 });
+    sim.pause();
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: sim.port });
+    cleanups.push(() => proxy.stop());
+    const lines: Array<{ level: number; msg: string; item?: string }> = [];
+    const captured = createLogger('test', { level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    const ids = sim.nodeIdsFor('L1');
+    const { client, rec } = startClient({
+      endpointUrl: sim.endpointUrl.replace(`:${sim.port}/`, `:${proxy.port}/`),
+      items: [
+        { key: 'good', node: ids.goodCount, deadband: { type: 'absolute', value: 2 } },
+        { key: 'state', node: ids.state },
+      ],
+      maxKeepAliveCount: 4,
+      stallAfterKeepAlives: 3,
+      logger: captured,
+    });
+    await vi.waitFor(() => expect(client.health().state).toBe('connected'), WAIT);
+    expect(rec.resubscribed[0]).toMatchObject({ failedItems: [], deadbandRefused: [{ key: 'good', reason: 'BadFilterNotAllowed' }] });
+    expect(sim.monitoredItems.filter((m) => m.variable === 'L1.goodCount')).toEqual([{ variable: 'L1.goodCount' }]);
+    sim.resume();
+    await sim.finished();
+    await vi.waitFor(() => expect(rec.batches.flat().filter((c) => c.item === 'good').map((c) => c.value)).toEqual([0, 1, 2, 3, 4]), WAIT);
+
+    // a stall makes the client build everything anew: the items are created, and refused, again
+    proxy.freeze();
+    await vi.waitFor(() => expect(client.health().state).toBe('stalled'), WAIT);
+    proxy.thaw();
+    await vi.waitFor(() => expect(rec.resubscribed.length).toBe(2), WAIT);
+    expect(rec.resubscribed[1]).toMatchObject({ adopted: false, deadbandRefused: [{ key: 'good', reason: 'BadFilterNotAllowed' }] });
+    const refusals = lines.filter((l) => l.msg.startsWith('the OPC UA server refused the deadband filter') && l.item === 'good');
+    expect(refusals.map((l) => l.level)).toEqual([40, 20]); // warn the first time, debug after
   });
 
   it('rejects duplicate item keys', () => {

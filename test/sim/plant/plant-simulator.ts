@@ -19,6 +19,10 @@
  *   (minSupportedSampleRate 0, node MinimumSamplingInterval 0) and a high
  *   notifications-per-publish cap (node-opcua defaults: 100 ms and 1,000; FIELD-NOTES).
  * - Work-order ids are unique per run and line (`WO-L1-0001`).
+ * - Every monitored item a client creates on a plant variable is recorded in
+ *   `monitoredItems` with its data-change filter, so tests can see what the server applies.
+ *   With `untypedCounters` the counters are declared BaseDataType (as gateways that publish
+ *   untyped tags do), and node-opcua then refuses a deadband on them (BadFilterNotAllowed).
  * - Security is None and anonymous unless asked for (`securityModes`, `users`,
  *   `allowAnonymous`). A secure-only server still offers a restricted None endpoint for
  *   GetEndpoints (node-opcua's discovery endpoint: no session possible on it), as real
@@ -30,7 +34,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  DataChangeFilter,
   DataType,
+  DeadbandType,
   MessageSecurityMode,
   nodesets,
   OPCUACertificateManager,
@@ -88,6 +94,16 @@ export interface PlantSimulatorOptions {
   pkiDir?: string;
   /** Trust every client certificate the server has not seen (default true, as today); false files them under its rejected folder and refuses the channel. */
   acceptUnknownClientCertificates?: boolean;
+  /** Declare GoodCount and ScrapCount as BaseDataType instead of UInt32 (values stay UInt32): the server refuses deadband filters on them. Default false. */
+  untypedCounters?: boolean;
+}
+
+/** A monitored item a client created on a plant variable, as the server accepted it. */
+export interface SimMonitoredItem {
+  /** `${line}.${variable}`, e.g. `L1.goodCount`. */
+  variable: string;
+  /** The absolute deadband the server applies to it, if any. */
+  absoluteDeadband?: number;
 }
 
 export type SimSecurityMode = 'None' | 'Sign' | 'SignAndEncrypt';
@@ -130,6 +146,8 @@ interface LineRun {
 
 export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilestone] }> {
   readonly truth: GroundTruthMilestone[] = [];
+  /** Every monitored item created on a plant variable, in creation order, across restarts. */
+  readonly monitoredItems: SimMonitoredItem[] = [];
   private readonly options: Required<PlantSimulatorOptions>;
   /** The server's certificate store, kept for trusting client certificates at run time. */
   private serverCertificates: OPCUACertificateManager | undefined;
@@ -163,6 +181,7 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
       users: options.users ?? [],
       pkiDir: options.pkiDir ?? PKI_ROOT,
       acceptUnknownClientCertificates: options.acceptUnknownClientCertificates ?? true,
+      untypedCounters: options.untypedCounters ?? false,
     };
     if (this.options.securityModes.length === 0) throw new Error('securityModes must not be empty');
     if (this.options.quantityPerOrder < 1) throw new Error('quantityPerOrder must be >= 1');
@@ -439,7 +458,13 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
       buildInfo: { productName: 'plantlink plant simulator', buildNumber: '1', buildDate: new Date(0) },
       onCreateMonitoredItem: async (_subscription, monitoredItem) => {
         const nodeId = monitoredItem.node?.nodeId.toString() ?? '';
-        if (this.variables.size > 0 && [...this.runs.keys()].some((line) => nodeId.startsWith(`ns=1;s=${line}.`))) this.observed();
+        const variable = [...this.variables].find(([, node]) => node.nodeId.toString() === nodeId)?.[0];
+        if (variable) {
+          const filter = monitoredItem.filter;
+          const deadband = filter instanceof DataChangeFilter && filter.deadbandType === DeadbandType.Absolute ? filter.deadbandValue : undefined;
+          this.monitoredItems.push({ variable, ...(deadband === undefined ? {} : { absoluteDeadband: deadband }) });
+          this.observed();
+        }
         return StatusCodes.Good;
       },
     });
@@ -464,11 +489,12 @@ export class PlantSimulator extends EventEmitter<{ milestone: [GroundTruthMilest
     for (const run of this.runs.values()) {
       const lineObject = namespace.addObject({ componentOf: plant, browseName: run.line, nodeId: `s=${run.line}` });
       for (const v of VARIABLES) {
+        const untyped = this.options.untypedCounters && (v.key === 'goodCount' || v.key === 'scrapCount');
         const node = namespace.addVariable({
           componentOf: lineObject,
           browseName: v.browseName,
           nodeId: `s=${run.line}.${v.browseName}`,
-          dataType: v.dataType,
+          dataType: untyped ? DataType.Variant : v.dataType, // Variant = BaseDataType (i=24)
           minimumSamplingInterval: 0, // exception-based: every change is reported
         });
         const stamped = run.values[v.key];

@@ -37,6 +37,19 @@ describe('OpcUaSourceConfig', () => {
     const c = OpcUaSourceConfig.parse(sample);
     expect(c.lines.map((l) => l.equipment)).toEqual(['L1', 'L2']);
     expect(c.lines[1]!.nodes.state).toBe('/Objects/1:Plant/1:L2/1:State');
+    expect(c.lines[0]!.quantityDeadband).toEqual({ type: 'absolute', value: 10, onServer: true });
+  });
+
+  it('takes a quantity deadband per line: absolute, >= 0, on the server by default; 0 when unset', () => {
+    const line = (quantityDeadband: unknown) => OpcUaSourceConfig.safeParse({ ...minimal, lines: [{ ...minimal.lines[0], quantityDeadband }] });
+    expect(OpcUaSourceConfig.parse(minimal).lines[0]!.quantityDeadband).toEqual({ type: 'absolute', value: 0, onServer: true });
+    expect(line({ type: 'absolute', value: 2.5 }).data?.lines[0]!.quantityDeadband).toEqual({ type: 'absolute', value: 2.5, onServer: true });
+    expect(line({ type: 'absolute', value: 5, onServer: false }).data?.lines[0]!.quantityDeadband.onServer).toBe(false);
+    expect(line({ type: 'absolute', value: -1 }).success).toBe(false);
+    expect(line({ type: 'percent', value: 5 }).success).toBe(false);
+    expect(line({ value: 5 }).success).toBe(false);
+    expect(line(5).success).toBe(false);
+    expect(line({ type: 'absolute', value: 5, onserver: true }).success).toBe(false);
   });
 
   it('rejects unknown keys, missing required nodes, bad urls, duplicate lines and unknown line states', () => {

@@ -107,3 +107,24 @@ export async function waitForHealth(source: OpcUaSource, state: SourceHealthStat
 export async function waitForMilestones(sim: PlantSimulator, count: number): Promise<void> {
   await vi.waitFor(() => expect(sim.truth.length).toBeGreaterThanOrEqual(count), WAIT);
 }
+
+/**
+ * The plant's truth as a deadband of `deadband` should report it, computed here on its own
+ * (not with the line machine): per line, from 0 at every new work order, a good count more
+ * than the deadband away from the baseline becomes the baseline, and is reported if it rose.
+ * Every other milestone as the plant made it, with its exact count.
+ */
+export function truthWithDeadband(sim: PlantSimulator, deadband: number): string[] {
+  const baseline = new Map<string, number>();
+  const out: string[] = [];
+  for (const t of sim.truth) {
+    if (t.milestone === 'released') baseline.set(t.line, 0);
+    const base = baseline.get(t.line) ?? 0;
+    if (Math.abs(t.goodQuantity - base) > deadband) {
+      baseline.set(t.line, t.goodQuantity);
+      if (t.goodQuantity > base && t.milestone === 'quantity-reported') out.push(truthKey(t));
+    }
+    if (t.milestone !== 'quantity-reported') out.push(truthKey(t));
+  }
+  return out;
+}
