@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { backlogDrain } from './backlog-drain.js';
 import { fileIngest } from './file-ingest.js';
+import { mqttUplinkBench } from './mqtt-uplink.js';
 import { measureOutboxIngest } from './outbox-ingest.js';
 import { deliveryRatio, endToEndLatency } from './relay-delivery.js';
 
@@ -94,6 +95,18 @@ for (const n of quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000]) {
     baseline: `${rate(d.rawRate)} plain batched HTTP`,
     ratio: ratio(d.endToEndRate, d.rawRate),
     notes: `agent peak RSS ${mib(d.fill.peakRssBytes)} buffering, ${mib(d.drain.peakRssBytes)} draining; outbox ${mib(d.fill.outboxBytes)}, filled at ${rate(d.fill.events / d.fill.seconds)}`,
+  });
+}
+
+progress('MQTT uplink (aedes, mosquitto)');
+for (const r of await mqttUplinkBench(quick ? 20_000 : 100_000)) {
+  rows.push({
+    benchmark: `MQTT uplink via ${r.broker}: outbox -> broker -> relay inbox, acked (100/msg, 8 in flight)`,
+    size: count(r.events),
+    plantlink: rate(r.plantlink),
+    baseline: `${rate(r.baseline)} plain mqtt.js QoS 1`,
+    ratio: ratio(r.plantlink, r.baseline),
+    notes: r.websocket ? `WebSocket uplink into the same relay: ${rate(r.websocket)}` : '',
   });
 }
 

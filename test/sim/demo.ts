@@ -50,6 +50,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   // The plant's MES, exporting a packing cell's production reports as CSV files.
   const mes = new MesFileExporter(join(dir, 'mes-drop'));
   const relayPort = await freePort();
+  const agentMetricsPort = await freePort();
   const { relayFile, agentFile } = writeStackConfigs(dir, {
     opcuaEndpoint: plant.endpointUrl,
     nodeIds: (line) => plant.nodeIdsFor(line),
@@ -59,6 +60,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     erp: { url: erp.url, clientId: 'plantlink-demo', certificateId: 'demo-cert', privateKeyFile },
     soapErp: { wsdlUrl: plantErp.url, username: 'plantlink', password: 'demo-password' },
     mesDropFolder: mes.folder,
+    agentMetricsPort,
   });
   out(`  plant simulator  ${plant.endpointUrl}  (lines ${lines.join(', ')})`);
   out(`  plant ERP (SOAP) ${plantErp.url}  (shipments, WS-Security)`);
@@ -67,6 +69,8 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed, shipments)`);
   out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
   out(`  agent            config ${agentFile}`);
+  out(`  relay metrics    http://127.0.0.1:${relayPort}/metrics   (also /healthz, /readyz)`);
+  out(`  agent metrics    http://127.0.0.1:${agentMetricsPort}/metrics`);
   out(`  logs             ${join(dir, 'relay.log')}, ${join(dir, 'agent.log')}`);
   out('');
 

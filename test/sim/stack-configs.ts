@@ -27,6 +27,8 @@ export interface StackPorts {
   soapErp?: { wsdlUrl: string; username: string; password: string };
   /** A folder the plant's MES drops CSV production reports into: when given, the agent reads it. */
   mesDropFolder?: string;
+  /** When given, the agent serves Prometheus metrics on this loopback port. */
+  agentMetricsPort?: number;
 }
 
 export { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
@@ -103,6 +105,7 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
         })),
       },
     ],
+    ...(ports.agentMetricsPort !== undefined ? { metrics: { listen: { host: '127.0.0.1', port: ports.agentMetricsPort } } } : {}),
     log: { level: options.logLevel ?? 'info' },
   };
   if (ports.soapErp) {
