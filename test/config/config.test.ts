@@ -43,6 +43,20 @@ describe('config', () => {
     expect(() => parseConfigText(text, AgentConfig, 'agent.yaml', {})).toThrow(/agent\.yaml:15:10: environment variable PLANTLINK_AGENT_TOKEN is not set/);
   });
 
+  it('reads ${file:PATH} secrets relative to the config file, and names the line of one it cannot read without echoing any secret', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      writeFileSync(join(dir, 'agent-token'), 'agent.0123456789abcdef\n', { mode: 0o600 });
+      const text = readFileSync(join(ROOT, 'config/agent.example.yaml'), 'utf8').replace('${PLANTLINK_AGENT_TOKEN}', '${file:agent-token}');
+      const config = parseConfigText(text, AgentConfig, join(dir, 'agent.yaml'), {});
+      expect(config.uplink).toMatchObject({ token: 'agent.0123456789abcdef' });
+      const missing = text.replace('${file:agent-token}', '${file:no-such-token}');
+      expect(() => parseConfigText(missing, AgentConfig, join(dir, 'agent.yaml'), {})).toThrow(/agent\.yaml:15:10: cannot read secret file .*no-such-token: ENOENT/);
+    } finally {
+      cleanup();
+    }
+  });
+
   it('`plantlink agent check` exits 2 with the problem on stderr, 0 on a valid file', async () => {
     const { dir, cleanup } = tempDir();
     try {
