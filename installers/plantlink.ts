@@ -269,10 +269,11 @@ relay
   .option('--json', 'machine-readable output')
   .action(async (opts: { config: string; sink?: string; code?: string; subject?: string; show?: string; replay?: string; json?: boolean }) => {
     const config = loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig));
-    const { Inbox } = await import('../relay/inbox/inbox.js');
-    const { join } = await import('node:path');
-    const inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
+    const { createStore } = await import('../relay/store/open-store.js');
+    // The relay's configured store: the SQLite file, or the database its replicas share.
+    const inbox = createStore(config.relay.store, config.relay.dataDir);
     try {
+      await inbox.init?.();
       if (opts.replay) {
         if (opts.replay !== 'all' && !/^\d+$/.test(opts.replay)) {
           process.stderr.write(`--replay takes "all" or the sequence number of a dead letter, not "${opts.replay}"\n`);
@@ -280,24 +281,24 @@ relay
           return;
         }
         const filter = { sink: opts.sink, code: opts.code, subject: opts.subject };
-        const n = inbox.replayDead(opts.replay === 'all' ? { ...filter, all: true } : { ...filter, inboxSeq: Number(opts.replay) });
+        const n = await inbox.replayDead(opts.replay === 'all' ? { ...filter, all: true } : { ...filter, inboxSeq: Number(opts.replay) });
         process.stdout.write(`${n} dead letter(s) queued for redelivery\n`);
         return;
       }
       if (opts.show) {
-        const rows = inbox.listDeliveries({ status: 'dead', inboxSeq: Number(opts.show), sink: opts.sink, limit: 10 });
-        const full = rows.map((r) => inbox.getDelivery(r.sink, r.inboxSeq));
+        const rows = await inbox.listDeliveries({ status: 'dead', inboxSeq: Number(opts.show), sink: opts.sink, limit: 10 });
+        const full = await Promise.all(rows.map((r) => inbox.getDelivery(r.sink, r.inboxSeq)));
         process.stdout.write(`${JSON.stringify(full, null, 2)}\n`);
         return;
       }
-      const rows = inbox.listDeliveries({ status: 'dead', sink: opts.sink, code: opts.code, subject: opts.subject, limit: 1000 });
+      const rows = await inbox.listDeliveries({ status: 'dead', sink: opts.sink, code: opts.code, subject: opts.subject, limit: 1000 });
       if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       if (rows.length === 0) return void process.stdout.write('no dead letters\n');
       for (const r of rows) {
         process.stdout.write(`${r.inboxSeq}\t${r.sink}\t${r.subject}\t${r.id}\tattempts=${r.attempts}\t${r.errorCode}: ${r.lastError}\n`);
       }
     } finally {
-      inbox.close();
+      await inbox.close();
     }
   });
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { MAX_EVENT_BYTES } from '../protocols/events/envelope.js';
 import { DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_FRAME_BYTES } from '../protocols/uplink/frames.js';
 import { ApiConfig } from './api/operator-api.js';
+import { CONSOLE_DEFAULTS, ConsoleConfig } from './console/config.js';
 import { DeliveryConfig } from './delivery/config.js';
 import { RelayMetricsConfig } from './metrics/config.js';
 import { AgentCredential } from './ingress/agent-auth.js';
@@ -13,6 +14,7 @@ import { MqttIngressConfig } from './ingress/mqtt/config.js';
 import { isTopicLevel } from '../protocols/uplink/mqtt-topics.js';
 import { resolveLanes } from './router/lanes.js';
 import { RouteConfig } from './router/router.js';
+import { StoreConfig } from './store/config.js';
 import { HubSpotSinkConfig } from './sinks/hubspot/config.js';
 import { NetSuiteSinkConfig } from './sinks/netsuite/config.js';
 import { SalesforceSinkConfig } from './sinks/salesforce/config.js';
@@ -25,7 +27,8 @@ export const RelayConfig = z
   .object({
     relay: z
       .object({
-        dataDir: z.string().min(1).default('./data').describe('Folder for the inbox database.'),
+        dataDir: z.string().min(1).default('./data').describe('Folder for the inbox database (the `sqlite` store).'),
+        store: StoreConfig.default({ kind: 'sqlite' }),
         retentionHours: z
           .number()
           .min(1)
@@ -66,6 +69,7 @@ export const RelayConfig = z
     sinks: z.array(SinkConfig).min(1).describe('Target systems.'),
     routes: z.array(RouteConfig).min(1).describe('Which events go to which sinks.'),
     api: ApiConfig.default({ tokens: [] }),
+    console: ConsoleConfig.default(CONSOLE_DEFAULTS),
     delivery: DeliveryConfig.default({ batchSize: 50, backoff: { initialMs: 1000, maxMs: 300_000 }, pollMs: 1000 }),
     metrics: RelayMetricsConfig.default({}),
     log: z

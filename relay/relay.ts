@@ -1,13 +1,14 @@
 /**
- * The relay process: ingress -> inbox (dedupe, routing) -> one delivery worker per sink.
- * Lifecycle: start() opens the inbox, starts the sinks and workers, then listens; stop()
- * refuses new connections, stops the workers after their current batch, and closes.
+ * The relay process: ingress -> store (dedupe, routing) -> one delivery worker per sink.
+ * Lifecycle: start() opens the store (connects and migrates a shared one), starts the sinks
+ * and workers, then listens; stop() refuses new connections, stops the workers after their
+ * current batch, and closes. The store is the embedded SQLite inbox or a PostgreSQL database
+ * shared with other replicas (relay/store/README.md).
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { CloudEventV1 } from '../protocols/events/envelope.js';
 import { createLogger, type Logger } from '../protocols/log.js';
 import { SinkConfig, type RelayConfig } from './config.js';
@@ -15,9 +16,13 @@ import { AdaptiveRateLimiter, RateLimitConfig } from './delivery/rate-limiter.js
 import { SinkWorker } from './delivery/sink-worker.js';
 import { operatorApi } from './api/operator-api.js';
 import { AgentTracker } from './agents/agent-tracker.js';
+import { WebConsole } from './console/console.js';
 import { metricsNeedToken } from './metrics/config.js';
 import { RelayMetrics } from './metrics/metrics.js';
-import { Inbox } from './inbox/inbox.js';
+import type { Inbox } from './inbox/inbox.js';
+import { createStore } from './store/open-store.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { RelayStore } from './store/store.js';
 import { AgentDirectory } from './ingress/agent-auth.js';
 import { WebSocketIngress } from './ingress/ws-ingress.js';
 import { BatchIntake } from './ingress/batch-intake.js';
@@ -60,7 +65,7 @@ export interface RelayOptions {
 
 export class Relay {
   state: RelayState = 'INITIALIZED';
-  readonly inbox: Inbox;
+  readonly store: RelayStore;
   private readonly logger: Logger;
   private readonly server: Server;
   private readonly ingress: WebSocketIngress;
@@ -75,10 +80,12 @@ export class Relay {
   readonly agents: AgentTracker;
   /** Prometheus figures, served at /metrics. */
   readonly metrics: RelayMetrics;
+  /** The web console at /console/ (relay/console/README.md). */
+  private readonly webConsole: WebConsole;
 
   constructor(private readonly config: RelayConfig, options: RelayOptions = {}) {
     this.logger = options.logger ?? createLogger('plantlink-relay', { level: config.log.level });
-    this.inbox = new Inbox(join(config.relay.dataDir, 'inbox.sqlite'));
+    this.store = createStore(config.relay.store, config.relay.dataDir);
     // Every sink is a delivery lane; a route with its own mappings adds one (`<sink>:<route>`)
     // that paces its calls with its sink's limiter.
     const { lanes } = resolveLanes(config.sinks, config.routes, SinkConfig);
@@ -90,7 +97,7 @@ export class Relay {
     });
     this.agents = new AgentTracker(config.agents);
     this.metrics = new RelayMetrics({
-      inbox: this.inbox,
+      store: this.store,
       sinks: this.sinks.map((s) => ({ name: s.name, kind: s.kind })),
       limiters: () => new Map([...this.limiters].map(([name, l]) => [name, l.status()])),
       agents: () => this.agents.list(),
@@ -99,7 +106,7 @@ export class Relay {
       (sink) =>
         new SinkWorker(
           sink,
-          this.inbox,
+          this.store,
           config.delivery,
           this.logger.child({ sink: sink.name }),
           (event, ids) => options.onDelivered?.(sink.name, event, ids),
@@ -110,19 +117,33 @@ export class Relay {
     this.tls = Boolean(tls);
     const api = operatorApi({
       config: config.api,
-      inbox: this.inbox,
-      status: () => this.status(),
+      store: this.store,
+      status: async () => ({ ...this.status(), counts: await this.store.counts() }),
       ready: () => this.readiness(),
       agents: () => this.agentsView(),
-      metrics: { requireToken: metricsNeedToken(config.metrics, config.relay.listen.host), scrape: () => this.metrics.scrape() },
+      metrics: { requireToken: metricsNeedToken(config.metrics, config.relay.listen.host, config.api.tokens.length), scrape: () => this.metrics.scrape() },
       onReplay: (replayed) => {
         this.metrics.replays(replayed);
         this.workers.forEach((w) => w.wake());
       },
       logger: this.logger.child({ component: 'api' }),
     });
+    this.webConsole = new WebConsole({
+      config: config.console,
+      tokens: config.api.tokens,
+      tls: Boolean(tls),
+      dataDir: config.relay.dataDir,
+      store: this.store,
+      agents: () => this.agentsView(),
+      totals: () => this.metrics.totals,
+      onReplay: (replayed) => {
+        this.metrics.replays(replayed);
+        this.workers.forEach((w) => w.wake());
+      },
+      logger: this.logger.child({ component: 'console' }),
+    });
     const handler = (req: IncomingMessage, res: ServerResponse) => {
-      api(req, res).catch((e: unknown) => {
+      (this.webConsole.handles(req) ? this.webConsole.handle(req, res) : api(req, res)).catch((e: unknown) => {
         this.logger.error({ err: String(e) }, 'operator API request failed');
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -141,7 +162,7 @@ export class Relay {
     this.server.requestTimeout = 30_000;
     this.ingress = new WebSocketIngress({
       agents: new AgentDirectory(config.agents),
-      inbox: this.inbox,
+      store: this.store,
       router: new Router(config.routes),
       limits: config.ingress,
       logger: this.logger.child({ component: 'ingress' }),
@@ -155,7 +176,7 @@ export class Relay {
           config: config.mqtt,
           agents: new AgentDirectory(config.agents),
           intake: new BatchIntake({
-            inbox: this.inbox,
+            store: this.store,
             router: new Router(config.routes),
             limits: config.ingress,
             onStored: () => this.workers.forEach((w) => w.wake()),
@@ -181,7 +202,15 @@ export class Relay {
     };
   }
 
+  /** The embedded SQLite inbox, for tests and tools that look inside it; throws with a shared store. */
+  get inbox(): Inbox {
+    if (!(this.store instanceof SqliteStore)) throw new Error(`relay.inbox: this relay keeps its state in ${this.store.kind}, not the embedded inbox`);
+    return this.store.inbox;
+  }
+
   async start(): Promise<void> {
+    // Before anything that reads or writes it; a database that is away fails the start.
+    await this.store.init?.();
     for (const sink of this.sinks) {
       try {
         await sink.start();
@@ -202,8 +231,8 @@ export class Relay {
     });
     await this.mqtt?.start();
     this.state = 'RUNNING';
-    this.prune();
-    this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
+    void this.prune();
+    this.pruneTimer = setInterval(() => void this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
     this.logger.info({ url: this.wsUrl, sinks: this.sinks.map((s) => s.name), agents: this.config.agents.length }, 'relay started');
   }
@@ -222,10 +251,10 @@ export class Relay {
     return `${this.tls ? 'wss' : 'ws'}://${host}:${this.port}${this.config.ingress.path}`;
   }
 
-  private prune(): void {
+  private async prune(): Promise<void> {
     try {
       const cutoff = Date.now() - this.config.relay.retentionHours * 3_600_000;
-      const pruned = this.inbox.prune(cutoff);
+      const pruned = await this.store.prune(cutoff);
       if (pruned.events + pruned.rejections > 0) this.logger.info(pruned, 'pruned delivered events past the retention window');
     } catch (e) {
       this.logger.error({ err: String(e) }, 'pruning the inbox failed; will try again');
@@ -236,13 +265,13 @@ export class Relay {
   readiness(): { ready: true } | { ready: false; reason: string } {
     if (this.state !== 'RUNNING') return { ready: false, reason: `relay is ${this.state.toLowerCase()}` };
     if (!this.server.listening) return { ready: false, reason: 'not listening' };
-    if (!this.inbox.open) return { ready: false, reason: 'inbox is closed' };
+    if (!this.store.open) return { ready: false, reason: 'inbox is closed' };
     return { ready: true };
   }
 
   /** Each agent as the relay sees it, with its plant's deliveries still waiting at the relay. */
-  agentsView() {
-    const relayPending = new Map(this.inbox.pendingByPlant().map((p) => [p.plant, p]));
+  async agentsView() {
+    const relayPending = new Map((await this.store.pendingByPlant()).map((p) => [p.plant, p]));
     const now = Date.now();
     return this.agents.list().map((a) => {
       const p = relayPending.get(a.plant);
@@ -250,13 +279,13 @@ export class Relay {
     });
   }
 
+  /** In-memory state only (cheap, synchronous); the API's /v1/status adds the store's counts. */
   status() {
     return {
       state: this.state,
       agents: [...this.ingress.connected(), ...(this.mqtt?.connected() ?? [])],
       ...(this.mqtt ? { mqtt: this.mqtt.status() } : {}),
       sinks: this.workers.map((w) => ({ ...w.status(), pacing: this.limiters.get(w.status().sink)?.status() })),
-      counts: this.inbox.counts(),
     };
   }
 
@@ -272,7 +301,8 @@ export class Relay {
     });
     for (const w of this.workers) await w.stop();
     for (const s of this.sinks) await s.stop();
-    this.inbox.close();
+    this.webConsole.close();
+    await this.store.close();
     this.state = 'STOPPED';
     this.logger.info('relay stopped');
   }

@@ -66,6 +66,9 @@ export const MqttUplinkConfig = z
     if ((url.protocol === 'mqtt:' || url.protocol === 'ws:') && !isLoopback(url.hostname) && !config.allowInsecure) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: `${url.protocol}// sends the agent token in clear text; use mqtts:// or wss:// (or set allowInsecure: true on a test bench)` });
     }
+    if (url.username !== '' || url.password !== '') {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'must not carry credentials: the agent id is the username and `token` the password' });
+    }
   })
   .describe('Outbound MQTT uplink, through the relay\'s embedded broker or an external one (QoS 1, persistent session).');
 export type MqttUplinkConfig = z.infer<typeof MqttUplinkConfig>;

@@ -25,7 +25,7 @@ import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { backoffMs, describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import { RelayFrame, STATUS_FEATURE, type AckFrame, type ErrorFrame, type StatusFrame, type WelcomeFrame } from '../../protocols/uplink/frames.js';
-import { noDelay } from '../../protocols/uplink/mqtt-client.js';
+import { AGENT_MAX_PACKET_BYTES, noDelay, urlForLogs } from '../../protocols/uplink/mqtt-client.js';
 import { acksTopic, eventsTopic } from '../../protocols/uplink/mqtt-topics.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { BatchWindow } from './batch-window.js';
@@ -154,7 +154,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       // We reconnect ourselves, with a fresh client (see the module comment).
       reconnectPeriod: 0,
       resubscribe: false,
-      ...(this.config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: this.config.sessionExpirySeconds } } : {}),
+      ...(this.config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: this.config.sessionExpirySeconds, maximumPacketSize: AGENT_MAX_PACKET_BYTES } } : {}),
       ...(tls?.caFile ? { ca: readFileSync(tls.caFile) } : {}),
       ...(tls?.certFile ? { cert: readFileSync(tls.certFile) } : {}),
       ...(tls?.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
@@ -205,7 +205,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     if (first) {
       this.attempt = 0;
       this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
-      this.logger.info({ relayProtocol: welcome.protocol, plant: welcome.plant, url: this.config.url }, 'uplink connected (MQTT)');
+      this.logger.info({ relayProtocol: welcome.protocol, plant: welcome.plant, url: urlForLogs(this.config.url) }, 'uplink connected (MQTT)');
     }
     this.startStatusReports(conn, welcome);
     this.pump();
@@ -287,13 +287,19 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     if (!welcome.features?.includes(STATUS_FEATURE)) return;
     const report = () => {
       if (this.conn !== conn || !conn.client.connected) return;
-      const stats = this.outbox.stats();
-      const frame: StatusFrame = {
-        t: 'status',
-        pending: stats.pending,
-        pendingBytes: stats.pendingBytes,
-        ...(stats.oldestPendingMs === undefined ? {} : { oldestPendingAgeMs: Math.max(0, Date.now() - stats.oldestPendingMs) }),
-      };
+      let frame: StatusFrame;
+      try {
+        const stats = this.outbox.stats();
+        frame = {
+          t: 'status',
+          pending: stats.pending,
+          pendingBytes: stats.pendingBytes,
+          ...(stats.oldestPendingMs === undefined ? {} : { oldestPendingAgeMs: Math.max(0, Date.now() - stats.oldestPendingMs) }),
+        };
+      } catch (e) {
+        // A report is informational: an outbox read failing here (closing, disk error) must not crash the agent from a timer.
+        return this.logger.warn({ err: describeError(e) }, 'could not read the outbox backlog for the relay');
+      }
       // QoS 0: a lost report is replaced by the next one.
       conn.client.publish(this.topics.events, JSON.stringify(frame), { qos: 0 });
     };

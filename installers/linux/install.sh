@@ -76,14 +76,34 @@ shipped() {
   return 1
 }
 
+# Exports the KEY=VALUE lines of an environment file as systemd's EnvironmentFile reads them:
+# nothing expanded or run (never `.` it: this runs as root, and a secret may hold `$` or a
+# space), comments (# or ;) and blank lines skipped, one pair of surrounding quotes removed.
+export_env_file() {
+  local line key value
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%$'\r'}"
+    line="${line#"${line%%[![:space:]]*}"}"
+    case "$line" in '' | '#'* | ';'*) continue ;; esac
+    [[ "$line" == *=* ]] || continue
+    key="${line%%=*}"
+    key="${key%"${key##*[![:space:]]}"}"
+    value="${line#*=}"
+    value="${value#"${value%%[![:space:]]*}"}"
+    value="${value%"${value##*[![:space:]]}"}"
+    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [ "${#value}" -ge 2 ] && { [[ "$value" == \"*\" ]] || [[ "$value" == \'*\' ]]; }; then
+      value="${value:1:${#value}-2}"
+    fi
+    export "$key=$value"
+  done <"$1"
+}
+
 # `plantlink <role> check` with the service's environment file, as systemd would run it.
 check_config() {
   local bin="$1" role="$2"
   (
-    set -a
-    # shellcheck disable=SC1090
-    [ -f "$ROOT$CONF/$role.env" ] && . "$ROOT$CONF/$role.env"
-    set +a
+    if [ -f "$ROOT$CONF/$role.env" ]; then export_env_file "$ROOT$CONF/$role.env"; fi
     "$bin" "$role" check --config "$ROOT$CONF/$role.yaml"
   )
 }

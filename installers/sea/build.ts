@@ -4,7 +4,9 @@
  *
  *   1. esbuild bundles installers/plantlink.ts and everything it imports into one CommonJS file
  *      (`require` inside an SEA loads only built-ins, so nothing may stay outside the bundle);
- *      better-sqlite3 resolves to the version whose prebuilt addon ships (see targets.ts).
+ *      better-sqlite3 resolves to the version whose prebuilt addon ships (see targets.ts). The
+ *      relay's web console front end is bundled first and embedded as two strings (see
+ *      `embedConsole`), so the executable never needs esbuild.
  *   2. Per target, the SEA blob: the bundle plus better-sqlite3's addon as an asset, made by the
  *      same Node version the blob is injected into.
  *   3. postject injects the blob into a copy of the official Node binary of that target.
@@ -25,6 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build, type Plugin } from 'esbuild';
 import { SQLITE_ADDON_ASSET } from '../../protocols/sqlite.js';
+import type { ConsoleAssets } from '../../relay/console/assets.js';
+import { buildConsoleAssets } from '../../relay/console/build-assets.js';
 import { fetchPackage } from './fetch.js';
 import { stripAuthenticode } from './pe.js';
 import { BETTER_SQLITE3_VERSION, isTargetName, NODE_VERSION, SEA_FUSE, TARGETS, type SeaTarget } from './targets.js';
@@ -98,7 +102,31 @@ const stubs: Plugin = {
   },
 };
 
+/**
+ * The web console's JS and CSS, built now, replace relay/console/assets.embedded.ts (undefined
+ * in a source checkout); its on-the-fly builder, which needs esbuild, becomes a stub.
+ */
+function embedConsole(assets: ConsoleAssets): Plugin {
+  return {
+    name: 'plantlink-console-assets',
+    setup(b) {
+      // Only relay/console/assets.ts's two imports.
+      const fromConsole = (importer: string) => /[\\/]relay[\\/]console[\\/]assets\.ts$/.test(importer);
+      b.onResolve({ filter: /^\.\/assets\.embedded\.js$/ }, (args) => (fromConsole(args.importer) ? { path: 'console-assets', namespace: 'plantlink-console' } : undefined));
+      b.onResolve({ filter: /^\.\/build-assets\.js$/ }, (args) => (fromConsole(args.importer) ? { path: 'console-builder', namespace: 'plantlink-console' } : undefined));
+      b.onLoad({ filter: /.*/, namespace: 'plantlink-console' }, (args) => ({
+        loader: 'js',
+        contents:
+          args.path === 'console-assets'
+            ? `export const embeddedAssets = ${JSON.stringify(assets)};`
+            : `export async function buildConsoleAssets() { throw new Error('the console assets are embedded in this executable; nothing to build'); }`,
+      }));
+    },
+  };
+}
+
 async function bundle(outFile: string, sqliteDir: string): Promise<number> {
+  const consoleAssets = await buildConsoleAssets();
   const result = await build({
     entryPoints: [join(ROOT, 'installers', 'plantlink.ts')],
     outfile: outFile,
@@ -108,7 +136,7 @@ async function bundle(outFile: string, sqliteDir: string): Promise<number> {
     target: `node${NODE_VERSION.split('.')[0]}`,
     external: OPTIONAL_EXTERNALS,
     alias: { 'better-sqlite3': sqliteDir },
-    plugins: [stubs],
+    plugins: [stubs, embedConsole(consoleAssets)],
     metafile: true,
     legalComments: 'external', // -> plantlink.cjs.LEGAL.txt, shipped in THIRD-PARTY-NOTICES.txt
     logLevel: 'silent',

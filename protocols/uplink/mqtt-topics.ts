@@ -7,10 +7,14 @@
  *
  * Invariants
  * - One agent publishes on exactly one events topic and reads exactly one acks topic, both
- *   named by the plant it is registered for and its agent id. The broker enforces that (the
- *   embedded broker by itself, an external broker by its ACL, see MQTT.md); the relay checks
- *   it again for every message, against its own agent registry, so a sloppy broker ACL can
- *   never let one plant's agent write another plant's events.
+ *   named by the plant it is registered for and its agent id. The broker enforces that: the
+ *   embedded broker by itself, an external broker only by its ACL (see MQTT.md), which is
+ *   therefore REQUIRED. Frames carry no signature: the relay takes the agent's identity from
+ *   the topic. It checks that the topic's agent is registered for the topic's plant and that
+ *   every event is that plant's, but it cannot tell who published. With a broker ACL that
+ *   lets an agent write another agent's events topic, that agent can send events as the other
+ *   one (for the other's plant); with one that lets it write another's acks topic, it can
+ *   forge acks that make the other delete events it never delivered.
  * - MQTT username = agent id = client id; password = the agent's token. Binding the client
  *   id to the username keeps one agent from taking over another's persistent session.
  * - A PUBACK only says the broker has the batch. The agent deletes outbox rows only on the

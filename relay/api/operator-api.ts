@@ -20,7 +20,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../../protocols/log.js';
-import type { DeadLetterFilter, Inbox } from '../inbox/inbox.js';
+import type { DeadLetterFilter, RelayStore } from '../store/store.js';
 
 export const ApiToken = z
   .object({
@@ -52,7 +52,7 @@ const ReplayRequest = z
 
 export interface OperatorApiDeps {
   config: ApiConfig;
-  inbox: Inbox;
+  store: RelayStore;
   status: () => unknown;
   /** For /readyz: why the relay cannot take work, if it cannot. */
   ready: () => { ready: true } | { ready: false; reason: string };
@@ -124,15 +124,15 @@ export function operatorApi(deps: OperatorApiDeps) {
       correlationId: q.get('correlationId') ?? undefined,
     });
 
-    if (req.method === 'GET' && path === '/v1/status') return send(res, 200, deps.status());
-    if (req.method === 'GET' && path === '/v1/agents' && deps.agents) return send(res, 200, { agents: deps.agents() });
+    if (req.method === 'GET' && path === '/v1/status') return send(res, 200, await deps.status());
+    if (req.method === 'GET' && path === '/v1/agents' && deps.agents) return send(res, 200, { agents: await deps.agents() });
     if (req.method === 'GET' && path === '/v1/dead-letters') {
       const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 100) || 100));
-      return send(res, 200, { deadLetters: deps.inbox.listDeliveries({ ...filter(), status: 'dead', limit }) });
+      return send(res, 200, { deadLetters: await deps.store.listDeliveries({ ...filter(), status: 'dead', limit }) });
     }
     const one = /^\/v1\/dead-letters\/([^/]+)\/(\d+)$/.exec(path);
     if (req.method === 'GET' && one) {
-      const row = deps.inbox.getDelivery(decodeURIComponent(one[1]!), Number(one[2]));
+      const row = await deps.store.getDelivery(decodeURIComponent(one[1]!), Number(one[2]));
       return row && row.status === 'dead' ? send(res, 200, row) : send(res, 404, { error: 'no such dead letter' });
     }
     if (req.method === 'POST' && path === '/v1/dead-letters/replay') {
@@ -144,7 +144,7 @@ export function operatorApi(deps: OperatorApiDeps) {
         return send(res, 400, { error: `bad replay request: ${e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}` });
       }
       const { seq, ...rest } = body;
-      const replayed = deps.inbox.replayDead({ ...rest, ...(seq === undefined ? {} : { inboxSeq: seq }) });
+      const replayed = await deps.store.replayDead({ ...rest, ...(seq === undefined ? {} : { inboxSeq: seq }) });
       deps.logger.warn({ audit: 'replay', by: caller.name, request: body, replayed }, 'dead letters replayed');
       if (replayed > 0) deps.onReplay(replayed);
       return send(res, 200, { replayed });

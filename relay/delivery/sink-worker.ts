@@ -1,6 +1,8 @@
 /**
- * One worker per sink: takes due deliveries from the inbox, hands them to the sink, and
- * records each outcome in one transaction.
+ * One worker per sink: claims due deliveries from the store, hands them to the sink, and
+ * records each outcome in one transaction. With a shared store (PostgreSQL) every replica
+ * runs one per lane; the store's leases keep them off each other's deliveries, and an outcome
+ * for a delivery whose lease ran out (another replica took it over) is discarded.
  *
  * - delivered: done; the subject's version advances (unless the item was stale).
  * - rejected (permanent): dead letter with its reason; the subject moves on, so one bad
@@ -13,7 +15,9 @@
 import { backoffMs, describeError, TransientError } from '../../protocols/errors.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 import type { Logger } from '../../protocols/log.js';
-import type { DueDelivery, Inbox } from '../inbox/inbox.js';
+import { Inbox } from '../inbox/inbox.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { ClaimedDelivery, RelayStore } from '../store/store.js';
 import type { Outcome, Sink } from '../sinks/sink.js';
 import type { DeliveryConfig } from './config.js';
 
@@ -57,12 +61,17 @@ export class SinkWorker {
 
   constructor(
     private readonly sink: Sink,
-    private readonly inbox: Inbox,
+    store: RelayStore | Inbox,
     private readonly config: DeliveryConfig,
     private readonly logger: Logger,
     private readonly onDelivered?: (event: CloudEventV1, recordIds: string[]) => void,
     private readonly metrics?: DeliveryMetrics,
-  ) {}
+  ) {
+    // A bare Inbox (benches, older callers) is the embedded store.
+    this.store = store instanceof Inbox ? new SqliteStore(store) : store;
+  }
+
+  private readonly store: RelayStore;
 
   start(): void {
     if (!this.stopped) return;
@@ -113,9 +122,9 @@ export class SinkWorker {
           continue;
         }
         // Half-open: after a sink-wide failure, probe with a few events, not a full batch.
-        const due = this.inbox.due(this.sink.name, this.failures > 0 ? Math.min(PROBE_BATCH, this.config.batchSize) : this.config.batchSize);
+        const due = await this.store.claim(this.sink.name, this.failures > 0 ? Math.min(PROBE_BATCH, this.config.batchSize) : this.config.batchSize);
         if (due.length === 0) {
-          const next = this.inbox.nextDueMs(this.sink.name);
+          const next = await this.store.nextDueMs(this.sink.name);
           // Floor: never spin, whatever the clock or the ledger says.
           const wait = next === undefined ? this.config.pollMs : Math.max(10, Math.min(this.config.pollMs, next - Date.now()));
           await this.sleep(wait);
@@ -130,18 +139,31 @@ export class SinkWorker {
     }
   }
 
-  private async deliverBatch(due: DueDelivery[]): Promise<void> {
-    const items = due.map((d) => ({
-      event: JSON.parse(d.body) as CloudEventV1,
-      stale: this.inbox.isStale(this.sink.name, d.subject, d.timeMs, d.plantseq),
-    }));
+  /** Keeps a shared store's leases on `due` while the sink works on them (see RelayStore.renewLeases). */
+  private renewLeasesWhile(due: readonly ClaimedDelivery[]): NodeJS.Timeout | undefined {
+    const { store } = this;
+    if (!store.renewLeases || !store.leaseRenewalMs) return undefined;
+    const seqs = due.map((d) => d.inboxSeq);
+    return setInterval(() => {
+      store.renewLeases!(this.sink.name, seqs).catch((e: unknown) => {
+        // The lease may run out: another replica then redelivers; our outcomes are discarded.
+        this.logger.warn({ sink: this.sink.name, err: describeError(e) }, 'could not renew delivery leases');
+      });
+    }, store.leaseRenewalMs);
+  }
+
+  private async deliverBatch(due: ClaimedDelivery[]): Promise<void> {
+    const items = due.map((d) => ({ event: JSON.parse(d.body) as CloudEventV1, stale: d.stale }));
     let outcomes: Outcome[];
+    const renewal = this.renewLeasesWhile(due);
     try {
       outcomes = await this.sink.deliver(items);
       if (outcomes.length !== items.length) throw new Error(`sink returned ${outcomes.length} outcomes for ${items.length} items`);
     } catch (e) {
       const error = e instanceof TransientError ? e : new TransientError(`delivering to ${this.sink.name}: ${describeError(e)}`, { cause: e });
       outcomes = items.map(() => ({ status: 'errored', error }));
+    } finally {
+      clearInterval(renewal);
     }
 
     const now = Date.now();
@@ -167,7 +189,12 @@ export class SinkWorker {
       const errorClass = o.error.retryAfterMs === undefined ? 'transient' : 'throttled';
       return { kind: 'retry' as const, d, error: o.error.message, code: 'transient', errorClass, nextAttemptMs: allErrored ? this.pausedUntil : perItem };
     });
-    this.inbox.record(this.sink.name, records);
+    const { discarded } = await this.store.record(this.sink.name, records);
+    if (discarded > 0) {
+      // Our lease ran out mid-batch and another replica took those deliveries: it redelivers
+      // them (the sinks' upserts make that harmless). Counters below may include them.
+      this.logger.warn({ sink: this.sink.name, discarded }, 'outcomes discarded: their lease had passed to another replica');
+    }
 
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;

@@ -5,25 +5,29 @@
  * send back, if any.
  *
  * Invariants
- * - An `ack` is returned only after `inbox.store` returned, i.e. after the batch's fsync'd
+ * - An `ack` is returned only after `store.store` resolved, i.e. after the batch's durable
  *   commit; a failed commit returns an `internal` error and nothing is acknowledged, so the
  *   agent keeps the batch and resends it.
  * - Bad events are refused one by one (recorded in the inbox with their reason, listed in the
  *   ack); the rest of their batch is stored. A frame that is not a batch at all gets an error.
  * - An event is stored only when its `plant` attribute is the agent's registered plant and its
  *   `source` lies under that plant's source prefix: credentials are bound to one plant.
- * - Synchronous from parse to commit, so a transport that feeds it one frame at a time sends
- *   acks in batch order. The observer hears of a batch after its commit and before its ack.
+ * - Asynchronous (the store's commit is); a transport that wants acks in batch order feeds it
+ *   one frame of a connection at a time (`SerialQueue`), awaiting each. The observer hears of
+ *   a batch after its commit and before its ack.
  */
 import { MAX_EVENT_BYTES, sourceUri } from '../../protocols/events/envelope.js';
 import { validateEvent } from '../../protocols/events/registry.js';
 import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import { AgentFrame, type AckFrame, type ErrorFrame, type Rejection } from '../../protocols/uplink/frames.js';
-import type { Inbox, IncomingEvent, IngressRejection } from '../inbox/inbox.js';
+import type { IncomingEvent, IngressRejection, RelayStore } from '../store/store.js';
 import type { Router } from '../router/router.js';
 import type { AgentCredential } from './agent-auth.js';
 import type { IngressObserver } from './observer.js';
+
+/** The string attributes the stores index or key on. */
+const NUL_ATTRIBUTES = ['id', 'source', 'type', 'subject', 'plant', 'correlationid'] as const;
 
 export interface IntakeLimits {
   maxFrameBytes: number;
@@ -39,7 +43,7 @@ export type IntakeResult =
 export class BatchIntake {
   constructor(
     private readonly deps: {
-      inbox: Inbox;
+      store: RelayStore;
       router: Router;
       limits: IntakeLimits;
       /** Called after a batch with new events was committed (wakes the delivery engine). */
@@ -54,7 +58,7 @@ export class BatchIntake {
   }
 
   /** Validates, stores and acknowledges one batch (or records one status report) from `agent`; `log` carries the transport's context. */
-  handle(agent: AgentCredential, payload: string | Buffer, log: Logger): IntakeResult {
+  async handle(agent: AgentCredential, payload: string | Buffer, log: Logger): Promise<IntakeResult> {
     const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
     if (bytes > this.deps.limits.maxFrameBytes) {
       // The WebSocket transport never gets here (its maxPayload closes first); MQTT brokers do.
@@ -83,7 +87,7 @@ export class BatchIntake {
     const { accepted, rejections, rejected } = this.check(agent, events, log);
     let result;
     try {
-      result = this.deps.inbox.store(agent.id, accepted, rejections);
+      result = await this.deps.store.store(agent.id, accepted, rejections);
     } catch (e) {
       // Not acknowledged: the agent keeps the batch and resends it.
       log.error({ err: describeError(e), batch }, 'could not store a batch; the agent will resend it');
@@ -125,6 +129,11 @@ export class BatchIntake {
       if (!check.event.source.startsWith(sourcePrefix)) {
         return refuse('plant_mismatch', `agent ${agent.id} may only send events from sources under ${sourcePrefix}, not "${check.event.source}"`);
       }
+      // NUL is valid JSON but no store key: PostgreSQL text cannot hold it, and a batch the
+      // store cannot commit would be resent forever. Refused here, the same for every store.
+      if (NUL_ATTRIBUTES.some((a) => check.event[a].includes('\u0000'))) {
+        return refuse('invalid_envelope', `event attributes (${NUL_ATTRIBUTES.join(', ')}) must not contain NUL characters`);
+      }
       const sinks = this.deps.router.route(check.event);
       if (sinks.length === 0) log.warn({ id: check.event.id, type: check.event.type }, 'event matches no route; stored but delivered nowhere');
       accepted.push({ event: check.event, body, sinks });
@@ -135,6 +144,20 @@ export class BatchIntake {
 
 function error(code: ErrorFrame['code'], reason: string, batch?: number): IntakeResult {
   return { kind: 'error', frame: { t: 'error', code, reason, ...(batch === undefined ? {} : { batch }) } };
+}
+
+/**
+ * Runs tasks one after another in the order they were queued, e.g. one agent's frames, so
+ * their answers leave in that order although each awaits a commit.
+ */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(task, task);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
 }
 
 /** The batch number of a frame without parsing it (too large, or refused before parsing): it is near the start of every frame agents send. */

@@ -3,10 +3,11 @@
  * heartbeats and connection bookkeeping; what a batch frame means (validation, plant
  * checks, inbox commit, the ack) is batch-intake.ts, shared with the MQTT ingress.
  *
- * Per connection, frames are handled one at a time and synchronously (SQLite commits are
- * synchronous), so acks leave in batch order and an ack is only ever sent after the inbox
- * commit for its batch returned. A frame that is not a batch at all ends the connection
- * with an error frame and a close code; the agent resends from its outbox.
+ * Per connection, frames are handled one at a time, in arrival order (a `SerialQueue` per
+ * connection; the store's commit is async), so acks leave in batch order and an ack is only
+ * ever sent after the store's commit for its batch resolved. A frame that is not a batch at
+ * all ends the connection with an error frame and a close code; the agent resends from its
+ * outbox.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,10 +23,10 @@ import {
   type ErrorFrame,
   type WelcomeFrame,
 } from '../../protocols/uplink/frames.js';
-import type { Inbox } from '../inbox/inbox.js';
+import type { RelayStore } from '../store/store.js';
 import type { Router } from '../router/router.js';
 import type { AgentCredential, AgentDirectory } from './agent-auth.js';
-import { BatchIntake } from './batch-intake.js';
+import { BatchIntake, SerialQueue } from './batch-intake.js';
 import type { IngressObserver } from './observer.js';
 
 /** The close code after each error frame, so the agent can tell "fix your config" from "try again". */
@@ -64,7 +65,7 @@ export class WebSocketIngress {
   constructor(
     private readonly deps: {
       agents: AgentDirectory;
-      inbox: Inbox;
+      store: RelayStore;
       router: Router;
       limits: IngressLimits;
       logger: Logger;
@@ -74,7 +75,7 @@ export class WebSocketIngress {
       observer?: IngressObserver;
     },
   ) {
-    this.intake = new BatchIntake({ inbox: deps.inbox, router: deps.router, limits: deps.limits, onStored: deps.onStored, observer: deps.observer });
+    this.intake = new BatchIntake({ store: deps.store, router: deps.router, limits: deps.limits, onStored: deps.onStored, observer: deps.observer });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: deps.limits.maxFrameBytes,
@@ -136,10 +137,16 @@ export class WebSocketIngress {
     this.connections.set(agent.id, entry);
     (ws as WebSocket & { isAlive?: boolean }).isAlive = true;
     ws.on('pong', () => ((ws as WebSocket & { isAlive?: boolean }).isAlive = true));
+    const frames = new SerialQueue();
     ws.on('message', (data, isBinary) => {
       info.lastFrameMs = Date.now();
-      if (isBinary) return this.fail(ws, log, 'unexpected_frame', 'binary frames are not part of the protocol', CloseCode.protocolViolation);
-      this.onFrame(ws, agent, info, log, data.toString('utf8'));
+      const text = isBinary ? undefined : data.toString('utf8');
+      void frames.run(async () => {
+        // A frame queued behind one that ended the connection is not answered.
+        if (ws.readyState !== ws.OPEN) return;
+        if (text === undefined) return this.fail(ws, log, 'unexpected_frame', 'binary frames are not part of the protocol', CloseCode.protocolViolation);
+        await this.onFrame(ws, agent, info, log, text);
+      }).catch((e: unknown) => log.error({ err: describeError(e) }, 'handling a frame failed'));
     });
     ws.on('error', (err) => {
       const tooLarge = err instanceof RangeError || /max payload/i.test(err.message);
@@ -167,8 +174,8 @@ export class WebSocketIngress {
     log.info('agent connected');
   }
 
-  private onFrame(ws: WebSocket, agent: AgentCredential, info: ConnectedAgent, log: Logger, text: string): void {
-    const result = this.intake.handle(agent, text, log);
+  private async onFrame(ws: WebSocket, agent: AgentCredential, info: ConnectedAgent, log: Logger, text: string): Promise<void> {
+    const result = await this.intake.handle(agent, text, log);
     if (result.kind === 'error') {
       const { code, reason } = result.frame;
       return this.fail(ws, log, code, reason, CLOSE_CODE_FOR[code]);

@@ -8,8 +8,10 @@
  *   lookup by object, no allocation per event.
  * - Figures that need SQL (pending deliveries, dead letters, milestones not yet in the CRM)
  *   or another component's state (agents, rate limiters) are computed in `collect()`
- *   callbacks when Prometheus scrapes, never per event. The SQL runs once per scrape: the
- *   gauges fed by one query share it (protocols/scrape-cache.ts).
+ *   callbacks when Prometheus scrapes, never per event. The store's queries (async) run once
+ *   per scrape, in `scrape()` before the registry collects; the gauges read that snapshot
+ *   (a bare `registry.metrics()` sees the previous scrape's figures). Other computed values
+ *   are shared per scrape through protocols/scrape-cache.ts.
  *
  * The metric names are listed in relay/metrics/README.md.
  */
@@ -19,7 +21,7 @@ import { PRODUCTION_MILESTONE_V1 } from '../../protocols/events/production-miles
 import type { AgentView } from '../agents/agent-tracker.js';
 import type { RateLimiterStatus } from '../delivery/rate-limiter.js';
 import type { DeliveryMetrics } from '../delivery/sink-worker.js';
-import type { Inbox } from '../inbox/inbox.js';
+import type { DeliveryBacklogRow, PlantPendingRow, RelayStore } from '../store/store.js';
 import type { AgentCredential } from '../ingress/agent-auth.js';
 import type { BatchReport, IngressObserver } from '../ingress/observer.js';
 
@@ -30,7 +32,7 @@ const CRM_KINDS = new Set(['salesforce', 'hubspot']);
 const LATENCY_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600];
 
 export interface RelayMetricsDeps {
-  inbox: Pick<Inbox, 'open' | 'deliveryBacklog' | 'pendingByPlant'>;
+  store: Pick<RelayStore, 'open' | 'deliveryBacklog' | 'pendingByPlant'>;
   /** The configured sinks, so each has a series (0 rather than absent) from the start. */
   sinks: readonly { name: string; kind: string }[];
   limiters: () => ReadonlyMap<string, RateLimiterStatus>;
@@ -57,9 +59,15 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
   private readonly deliveries;
   private readonly latency;
   private readonly replayed;
+  private readonly crmSinks: string[];
+  /** What the store said at the start of the current scrape. */
+  private storeFigures: { backlog: DeliveryBacklogRow[]; pending: PlantPendingRow[] } = { backlog: [], pending: [] };
+  /** Running totals since start, as plain numbers (the console's per-minute chart samples them). */
+  readonly totals = { stored: 0, delivered: 0, deadLettered: 0 };
 
   constructor(private readonly deps: RelayMetricsDeps) {
     this.now = deps.now ?? Date.now;
+    this.crmSinks = deps.sinks.filter((s) => CRM_KINDS.has(s.kind)).map((s) => s.name);
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -97,6 +105,7 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
     const c = this.forPlant(agent.plant);
     c.received.inc(report.received);
     if (report.result.stored > 0) c.stored.inc(report.result.stored);
+    this.totals.stored += report.result.stored;
     if (report.result.duplicates > 0) c.duplicate.inc(report.result.duplicates);
     for (const r of report.rejected) {
       let child = c.rejected.get(r.code);
@@ -128,11 +137,15 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
     return {
       delivered: (eventTimeMs) => {
         delivered.inc();
+        this.totals.delivered++;
         // A plant clock ahead of ours would give a negative latency: count it as immediate.
         latency.observe(Math.max(0, this.now() - eventTimeMs) / 1000);
       },
       retried: (errorClass) => child('retried', errorClass).inc(),
-      deadLettered: (errorClass) => child('dead_lettered', errorClass).inc(),
+      deadLettered: (errorClass) => {
+        child('dead_lettered', errorClass).inc();
+        this.totals.deadLettered++;
+      },
     };
   }
 
@@ -142,16 +155,26 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
 
   async scrape(): Promise<{ contentType: string; body: string }> {
     this.cache.beginScrape();
+    this.storeFigures = await this.readStore();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private async readStore(): Promise<{ backlog: DeliveryBacklogRow[]; pending: PlantPendingRow[] }> {
+    const { store } = this.deps;
+    // A closed store (shutting down) gives no rows rather than a failed scrape.
+    if (!store.open) return { backlog: [], pending: [] };
+    const [backlog, pending] = await Promise.all([
+      store.deliveryBacklog(),
+      store.pendingByPlant({ types: [PRODUCTION_MILESTONE_V1], sinks: this.crmSinks }),
+    ]);
+    return { backlog, pending };
   }
 
   private sinkGauges(registers: Registry[]): void {
     const { deps, now } = this;
     const backlog = this.cache.memo(() => {
       const bySink = new Map(deps.sinks.map((s) => [s.name, { pending: 0, dead: 0, oldest: null as number | null }]));
-      // A closed inbox (shutting down) gives no rows rather than a failed scrape.
-      if (!deps.inbox.open) return bySink;
-      for (const r of deps.inbox.deliveryBacklog()) bySink.set(r.sink, { pending: r.pending, dead: r.dead, oldest: r.oldestPendingReceivedMs });
+      for (const r of this.storeFigures.backlog) bySink.set(r.sink, { pending: r.pending, dead: r.dead, oldest: r.oldestPendingReceivedMs });
       return bySink;
     });
     new Gauge({
@@ -231,12 +254,10 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
 
   private businessGauges(registers: Registry[]): void {
     const { deps, now } = this;
-    const crmSinks = deps.sinks.filter((s) => CRM_KINDS.has(s.kind)).map((s) => s.name);
     const plants = () => new Set(deps.agents().map((a) => a.plant));
     const pending = this.cache.memo(() => {
       const byPlant = new Map([...plants()].map((p) => [p, { events: 0, oldest: null as number | null }]));
-      if (!deps.inbox.open) return byPlant;
-      for (const r of deps.inbox.pendingByPlant({ types: [PRODUCTION_MILESTONE_V1], sinks: crmSinks })) byPlant.set(r.plant, { events: r.events, oldest: r.oldestTimeMs });
+      for (const r of this.storeFigures.pending) byPlant.set(r.plant, { events: r.events, oldest: r.oldestTimeMs });
       return byPlant;
     });
     new Gauge({

@@ -32,6 +32,8 @@ export interface MosquittoOptions {
   acl: string;
   /** Extra lines for the listener section, e.g. `use_username_as_clientid true`. */
   listenerOptions?: string[];
+  /** `max_packet_size`; default: the test relays' frame limit plus MQTT's headroom. */
+  maxPacketSize?: number;
 }
 
 export class Mosquitto {
@@ -62,6 +64,8 @@ export class Mosquitto {
         'persistence false',
         // As MQTT.md recommends: without it a small ack queued behind another waits for a delayed ACK.
         'set_tcp_nodelay true',
+        // As MQTT.md documents: the relay's maxFrameBytes (256 KiB in the test relays) + 64 KiB of MQTT headers.
+        `max_packet_size ${options.maxPacketSize ?? 256 * 1024 + 64 * 1024}`,
         `log_dest file ${broker.logFile}`,
         'log_type error',
         'log_type warning',

@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Inbox } from '../../relay/inbox/inbox.js';
+import { SqliteStore } from '../../relay/store/sqlite/sqlite-store.js';
 import { AgentDirectory, issueToken } from '../../relay/ingress/agent-auth.js';
 import { WebSocketIngress, type IngressLimits } from '../../relay/ingress/ws-ingress.js';
 import { Router } from '../../relay/router/router.js';
@@ -18,7 +19,7 @@ export async function startIngress(dir: string, limits: Partial<IngressLimits> =
       { id: 'agent-a', plant: 'plant-a', tokenHash: a.tokenHash },
       { id: 'agent-b', plant: 'plant-b', tokenHash: b.tokenHash },
     ]),
-    inbox,
+    store: new SqliteStore(inbox),
     router: new Router([{ match: {}, sinks: ['crm'] }]),
     limits: { maxFrameBytes: 256 * 1024, maxBatchEvents: 100, maxInFlight: 4, heartbeatMs: 60_000, ...limits },
     logger: testLogger(),

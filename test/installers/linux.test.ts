@@ -160,6 +160,7 @@ case "$1" in
     [ -f "$4" ] || { echo "$4: no such file" >&2; exit 2; }
     ${rejectsEveryConfig ? 'echo "$4: unknown key (this version)" >&2; exit 2' : ''}
     if [ "$1" = agent ] && [ -z "\${PLANTLINK_AGENT_TOKEN:-}" ]; then echo "environment variable PLANTLINK_AGENT_TOKEN is not set" >&2; exit 2; fi
+    printf '%s\n' "\${PLANTLINK_AGENT_TOKEN:-}" "\${PLANTLINK_NOTE:-}" "\${PLANTLINK_QUOTED:-}" >"$STUB_STATE/check-env"
     echo "$4: valid" ;;
   *) exit 64 ;;
 esac
@@ -216,6 +217,23 @@ esac
     expect(r.code, r.out).toBe(0);
     expect(systemctlLog()).toContain('start plantlink-agent.service [binary 1.0.0]');
     expect(r.out).toMatch(/plantlink-agent is running/);
+  });
+
+  it('reads agent.env as systemd does for the config check: nothing expanded, nothing run, surrounding quotes removed', async () => {
+    const env = at('etc/plantlink/agent.env');
+    const before = readFileSync(env, 'utf8');
+    const marker = join(state, 'ran-from-agent-env');
+    // Sourced by bash, the token would expand ($HOME, $(id), `id`) and the note would run `touch`.
+    const token = 'tok$HOME$(id)`id`$1-end';
+    writeFileSync(env, ['# a comment', `PLANTLINK_AGENT_TOKEN=${token}`, `PLANTLINK_NOTE=x touch ${marker}`, 'PLANTLINK_QUOTED="two words"', ''].join('\n'));
+    try {
+      const r = await script('install.sh', ['--agent', '--binary', fakeBinary('1.0.0')]);
+      expect(r.code, r.out).toBe(0);
+      expect(existsSync(marker)).toBe(false);
+      expect(readFileSync(join(state, 'check-env'), 'utf8')).toBe(`${token}\nx touch ${marker}\ntwo words\n`);
+    } finally {
+      writeFileSync(env, before);
+    }
   });
 
   it('upgrades: stop on the old binary, swap, start on the new one; outbox, config and secrets untouched', async () => {

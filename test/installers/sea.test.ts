@@ -161,6 +161,15 @@ describe('the Linux single executable', () => {
       expect(readdirSync(nativeDir)).toEqual([expect.stringMatching(/^better_sqlite3-[0-9a-f]{16}\.node$/)]);
       expect(readdirSync(join(work, 'tmp', `plantlink-native-${process.getuid!()}`))).toEqual([expect.stringMatching(/^better_sqlite3-[0-9a-f]{16}\.node$/)]);
 
+      // The web console's front end rides inside the binary (built at package time; the
+      // executable has no esbuild to build it with): the login page and the app bundle answer.
+      const login = await fetch(`http://127.0.0.1:${relayPort}/console/login`);
+      expect(login.status).toBe(200);
+      expect(await login.text()).toContain('relay console');
+      const app = await fetch(`http://127.0.0.1:${relayPort}/console/app.js`);
+      expect(app.status, `GET /console/app.js; logs in ${stackDir}`).toBe(200);
+      expect(await app.text()).toContain('Plants and agents');
+
       // The container HEALTHCHECK's probe: ready while the relay runs, not once it is gone.
       const healthy = await plantlink(['relay', 'health', '--config', relayFile]);
       expect(healthy.code, healthy.stderr).toBe(0);

@@ -61,6 +61,11 @@ export class PlantlinkProcess {
     });
   }
 
+  /** The child's process id while it runs (node itself, so also its `process.pid`). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined;
   }

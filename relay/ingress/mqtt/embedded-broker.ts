@@ -9,33 +9,38 @@
  * - An agent may publish only to its own events topic (not retained) and subscribe only to
  *   its own acks topic, both named by its registered plant and id. A refused publish ends the
  *   connection (MQTT 3.1.1 has no negative PUBACK); a refused subscription gets SUBACK 0x80.
- * - A batch is handed to the intake synchronously in aedes's delivery of the publish; the ack
- *   is published after the intake's inbox commit returned. aedes PUBACKs a QoS 1 publish
+ * - A batch is handed to the intake in aedes's delivery of the publish (which completes when
+ *   the intake has resolved); the ack is published after the store's commit resolved. aedes PUBACKs a QoS 1 publish
  *   before delivering it: that PUBACK means nothing to the agent, the ack frame does.
  * - Broker state (sessions, retained welcomes) is in memory and dies with the relay. The
  *   welcomes are published again at start; agents resubscribe on every connection and resend
  *   whatever was unacknowledged.
  *
+ * - aedes 1.2 has no packet size limit below MQTT's 256 MB, so every connection goes through
+ *   packet-size-guard.ts: a packet announcing more than 64 KiB before authentication, or more
+ *   than the frame limit plus 64 KiB after, ends the connection before its body is read.
+ *
  * Known limits (aedes 1.2): MQTT 3.1.1 only (MQTT 5 clients are refused); `$share/...`
- * subscriptions are acknowledged but receive nothing (agents cannot make any here anyway);
- * no packet size limit below MQTT's 256 MB, so an oversized frame is refused (frame_too_large)
- * only after it was received.
+ * subscriptions are acknowledged but receive nothing (agents cannot make any here anyway).
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { describeError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
+import { MQTT_HEADROOM_BYTES } from '../../../protocols/uplink/mqtt-client.js';
 import { acksTopic, EVENTS_FILTER, eventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
 import type { AgentCredential, AgentDirectory } from '../agent-auth.js';
 import type { IngressObserver } from '../observer.js';
 import type { ConnectedAgent } from '../ws-ingress.js';
 import type { MqttListenersConfig } from './config.js';
 import type { MqttBatchHandler, Reply } from './mqtt-batches.js';
+import { guardPacketSize, UNAUTHENTICATED_MAX_PACKET_BYTES } from './packet-size-guard.js';
 
 /** CONNACK return codes of MQTT 3.1.1. */
 const IDENTIFIER_REJECTED = 2;
@@ -96,7 +101,7 @@ export class EmbeddedBroker {
       this.deps.logger.info({ agent: session.agent.id, remote: session.info.remote }, 'agent disconnected (MQTT)');
     });
     broker.on('clientError', (client, err) => this.deps.logger.warn({ agent: this.sessions.get(client)?.agent.id, err: describeError(err) }, 'MQTT client error; connection closed'));
-    await new Promise<void>((resolve) => broker.subscribe(EVENTS_FILTER, (packet, done) => this.deliver(packet, done), () => resolve()));
+    await new Promise<void>((resolve) => broker.subscribe(EVENTS_FILTER, (packet, done) => void this.deliver(packet, done), () => resolve()));
     for (const welcome of this.deps.handler.welcomes()) await this.publish(welcome, true);
     await this.listen(broker);
   }
@@ -161,9 +166,9 @@ export class EmbeddedBroker {
   }
 
   /** aedes's in-process delivery of one agent publish: store, then publish the answer. */
-  private deliver(packet: AedesPublishPacket, done: () => void): void {
+  private async deliver(packet: AedesPublishPacket, done: () => void): Promise<void> {
     try {
-      const { reply, ackedEvents } = this.deps.handler.onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+      const { reply, ackedEvents } = await this.deps.handler.onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
       // aedes stamps the publisher's client id on the packet (untyped in its d.ts).
       const clientId = (packet as AedesPublishPacket & { clientId?: string }).clientId;
       const session = clientId ? this.sessionById(clientId) : undefined;
@@ -202,6 +207,7 @@ export class EmbeddedBroker {
       // the agent's delayed ACK (~40 ms per batch round trip). The ws library turns it off itself.
       conn.setNoDelay(true);
       broker.handle(conn);
+      this.guard(conn);
     };
     if (tcp) await this.serve('tcp', createTcpServer(handle), tcp.host, tcp.port);
     if (tls) {
@@ -225,9 +231,27 @@ export class EmbeddedBroker {
         const stream = createWebSocketStream(socket);
         stream.on('error', (err) => this.deps.logger.debug({ err: describeError(err) }, 'MQTT WebSocket stream error'));
         broker.handle(stream, req);
+        // createWebSocketStream joins messages into one byte stream: maxPayload alone bounds nothing.
+        this.guard(stream);
       });
       await this.serve('ws', server, ws.host, ws.port);
     }
+  }
+
+  /** Ends a connection whose next packet announces more than it may send (see packet-size-guard.ts). */
+  private guard(conn: Duplex): void {
+    guardPacketSize(
+      conn,
+      () => {
+        // aedes hangs its Client on the stream; it is in `sessions` once authenticated.
+        const client = (conn as Duplex & { client?: Client }).client;
+        return client && this.sessions.has(client) ? this.deps.maxFrameBytes + MQTT_HEADROOM_BYTES : UNAUTHENTICATED_MAX_PACKET_BYTES;
+      },
+      (err) => {
+        const client = (conn as Duplex & { client?: Client }).client;
+        this.deps.logger.warn({ agent: client ? this.sessions.get(client)?.agent.id : undefined, announced: err.announced, limit: err.limit }, 'MQTT packet too large; connection closed');
+      },
+    );
   }
 
   private serve(kind: keyof BrokerPorts, server: NetServer | HttpServer, host: string, port: number): Promise<void> {

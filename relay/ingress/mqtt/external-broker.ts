@@ -7,8 +7,9 @@
  * - The broker authenticates agents and its ACL keeps each to its own topics (see MQTT.md);
  *   the relay still refuses a batch whose topic names an agent or plant it does not have
  *   registered, and checks every event's plant and source (mqtt-batches.ts, batch-intake.ts).
- * - A message is handled synchronously in mqtt.js's 'message' event, which runs before
- *   mqtt.js PUBACKs it; the ack frame is published after the inbox commit.
+ * - A message is handed to the batch handler in mqtt.js's 'message' event; mqtt.js PUBACKs
+ *   it without waiting for the store's commit, so that PUBACK means nothing to the agent:
+ *   the ack frame, published after the commit, does.
  * - Nothing here must survive a crash: a batch the relay received but did not ack is resent
  *   by its agent (on reconnect or after the agent's ack timeout) and deduped. That is why the
  *   relay's session need not be persistent, and by default is not: a replica that is down then
@@ -21,7 +22,7 @@ import { hostname } from 'node:os';
 import { connect, type MqttClient } from 'mqtt';
 import { describeError } from '../../../protocols/errors.js';
 import type { Logger } from '../../../protocols/log.js';
-import { noDelay } from '../../../protocols/uplink/mqtt-client.js';
+import { MQTT_HEADROOM_BYTES, noDelay, urlForLogs } from '../../../protocols/uplink/mqtt-client.js';
 import { sharedEventsFilter } from '../../../protocols/uplink/mqtt-topics.js';
 import type { ExternalBrokerConfig } from './config.js';
 import type { MqttBatchHandler, Reply } from './mqtt-batches.js';
@@ -49,6 +50,8 @@ export class ExternalBrokerConsumer {
     private readonly deps: {
       config: ExternalBrokerConfig;
       handler: MqttBatchHandler;
+      /** The relay's frame limit (`ingress.maxFrameBytes`): the broker may not send this relay a larger batch. */
+      maxFrameBytes: number;
       logger: Logger;
     },
   ) {
@@ -65,7 +68,8 @@ export class ExternalBrokerConsumer {
       username: c.username,
       password: c.password,
       clean: !persistent,
-      properties: { sessionExpiryInterval: c.sessionExpirySeconds },
+      // Without it the broker would hand us whatever an agent published, up to MQTT's 256 MB.
+      properties: { sessionExpiryInterval: c.sessionExpirySeconds, maximumPacketSize: this.deps.maxFrameBytes + MQTT_HEADROOM_BYTES },
       keepalive: c.keepaliveSeconds,
       reconnectPeriod: c.reconnectMs,
       // mqtt.js gives up after a refused CONNACK by default; a relay keeps trying (and saying why),
@@ -82,21 +86,21 @@ export class ExternalBrokerConsumer {
       noDelay(client);
       this.onConnected(client, connack.sessionPresent);
     });
-    client.on('message', (topic, payload) => this.onMessage(client, topic, payload));
+    client.on('message', (topic, payload) => void this.onMessage(client, topic, payload));
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
       const refused = code === 4 || code === 5 || code === 134 || code === 135;
       this.health = { state: refused ? 'unauthorized' : 'disconnected', detail: describeError(err) };
-      this.deps.logger[refused ? 'error' : 'warn']({ err: describeError(err), broker: c.url }, refused ? 'broker refused the relay\'s credentials' : 'MQTT broker connection error');
+      this.deps.logger[refused ? 'error' : 'warn']({ err: describeError(err), broker: urlForLogs(c.url) }, refused ? 'broker refused the relay\'s credentials' : 'MQTT broker connection error');
     });
     client.on('offline', () => {
       if (this.health.state === 'connected') this.health = { state: 'disconnected', detail: 'broker connection lost; reconnecting' };
-      this.deps.logger.warn({ broker: c.url }, 'MQTT broker connection lost; reconnecting');
+      this.deps.logger.warn({ broker: urlForLogs(c.url) }, 'MQTT broker connection lost; reconnecting');
     });
   }
 
   status(): ExternalBrokerStatus {
-    return { ...this.health, url: this.deps.config.url, clientId: this.clientId, batches: this.batches, events: this.events };
+    return { ...this.health, url: urlForLogs(this.deps.config.url), clientId: this.clientId, batches: this.batches, events: this.events };
   }
 
   async close(): Promise<void> {
@@ -113,7 +117,7 @@ export class ExternalBrokerConsumer {
     const welcome = () => {
       for (const w of this.deps.handler.welcomes()) this.publish(client, w, true);
       this.health = { state: 'connected' };
-      this.deps.logger.info({ broker: this.deps.config.url, clientId: this.clientId, filter }, 'consuming agent batches from the MQTT broker');
+      this.deps.logger.info({ broker: urlForLogs(this.deps.config.url), clientId: this.clientId, filter }, 'consuming agent batches from the MQTT broker');
     };
     if (sessionPresent) return welcome();
     client.subscribe(filter, { qos: 1 }, (err, granted) => {
@@ -121,7 +125,7 @@ export class ExternalBrokerConsumer {
       if (err || code === undefined || code >= 128) {
         const detail = `broker refused the subscription to ${filter} (${err ? describeError(err) : `reason code ${code ?? 'none'}`}); check its ACL for user ${this.deps.config.username}`;
         this.health = { state: 'unauthorized', detail };
-        this.deps.logger.error({ broker: this.deps.config.url }, detail);
+        this.deps.logger.error({ broker: urlForLogs(this.deps.config.url) }, detail);
         return;
       }
       // Welcomes after the subscription: an agent that sees one may publish at once.
@@ -129,9 +133,9 @@ export class ExternalBrokerConsumer {
     });
   }
 
-  private onMessage(client: MqttClient, topic: string, payload: Buffer): void {
+  private async onMessage(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
     try {
-      const { reply, ackedEvents } = this.deps.handler.onMessage(topic, payload);
+      const { reply, ackedEvents } = await this.deps.handler.onMessage(topic, payload);
       if (ackedEvents !== undefined) {
         this.batches++;
         this.events += ackedEvents;

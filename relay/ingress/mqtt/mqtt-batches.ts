@@ -6,16 +6,22 @@
  * Invariants
  * - The agent is the one the topic names, looked up in the relay's own registry; a topic
  *   whose agent id is unknown, or whose plant is not that agent's registered plant, gets a
- *   `forbidden_topic` error and nothing is stored. This holds even when the broker's ACL is
- *   wrong: an external broker authenticates, the relay still decides which plant an agent
- *   speaks for, and the intake checks each event's plant and source against it.
- * - The reply is computed after the intake returned, i.e. after the inbox commit.
+ *   `forbidden_topic` error and nothing is stored, and the intake checks each event's plant
+ *   and source against that registration.
+ * - The topic is all the relay knows of the sender. With an external broker, who may publish
+ *   on which topic is the broker's ACL alone (REQUIRED, see MQTT.md): an ACL that lets one
+ *   agent write another's events topic lets it send events as that agent, for that agent's
+ *   plant, and the relay cannot tell; one that lets it write another's acks topic lets it
+ *   forge that agent's acks.
+ * - The reply is computed after the intake resolved, i.e. after the store's commit. One
+ *   agent's messages are handled one at a time in arrival order (a queue per agent), so this
+ *   replica's acks to an agent leave in the order its batches came.
  */
 import type { Logger } from '../../../protocols/log.js';
 import { STATUS_FEATURE, type ErrorFrame, type WelcomeFrame } from '../../../protocols/uplink/frames.js';
 import { acksTopic, isTopicLevel, parseEventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
 import type { AgentCredential, AgentDirectory } from '../agent-auth.js';
-import { batchNumberOf, type BatchIntake } from '../batch-intake.js';
+import { batchNumberOf, SerialQueue, type BatchIntake } from '../batch-intake.js';
 
 /** The MQTT topic protocol version (`plantlink/v1/...`). */
 const MQTT_PROTOCOL = 1;
@@ -34,6 +40,7 @@ export interface Handled {
 
 export class MqttBatchHandler {
   private readonly logs = new Map<string, Logger>();
+  private readonly queues = new Map<string, SerialQueue>();
 
   constructor(
     private readonly deps: {
@@ -45,7 +52,7 @@ export class MqttBatchHandler {
   ) {}
 
   /** Handles one message from an events topic; returns the frame for the agent's acks topic, if any. */
-  onMessage(topic: string, payload: Buffer): Handled {
+  async onMessage(topic: string, payload: Buffer): Promise<Handled> {
     const where = parseEventsTopic(topic);
     if (!where) {
       this.deps.logger.warn({ topic }, 'message on a topic that is not an agent events topic; ignored');
@@ -60,7 +67,9 @@ export class MqttBatchHandler {
       this.deps.logger.warn({ topic, reason }, 'batch refused: its topic names an agent or plant this relay does not have');
       return { reply: { topic: reply, payload: errorFrame('forbidden_topic', reason, batchNumberOf(payload)) } };
     }
-    const result = this.deps.intake.handle(agent, payload, this.logFor(agent));
+    let queue = this.queues.get(agent.id);
+    if (!queue) this.queues.set(agent.id, (queue = new SerialQueue()));
+    const result = await queue.run(() => this.deps.intake.handle(agent, payload, this.logFor(agent)));
     switch (result.kind) {
       case 'ack':
         return { reply: { topic: reply, payload: JSON.stringify(result.frame) }, ackedEvents: result.events };

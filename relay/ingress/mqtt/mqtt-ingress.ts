@@ -32,7 +32,7 @@ export class MqttIngress {
         logger,
       });
     } else if (deps.config.external) {
-      this.external = new ExternalBrokerConsumer({ config: deps.config.external, handler, logger });
+      this.external = new ExternalBrokerConsumer({ config: deps.config.external, handler, maxFrameBytes: deps.intake.limits.maxFrameBytes, logger });
     }
   }
 

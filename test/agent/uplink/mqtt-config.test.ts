@@ -15,6 +15,11 @@ describe('MQTT uplink config', () => {
     expect(() => MqttUplinkConfig.parse({ ...base, url: 'https://broker.example.com' })).toThrow(/mqtt:\/\//);
   });
 
+  it('refuses a broker URL carrying credentials (the token is the password, and never logged)', () => {
+    expect(() => MqttUplinkConfig.parse({ ...base, url: 'mqtts://agent-a:s3cret@broker.example.com:8883' })).toThrow(/credentials/);
+    expect(() => MqttUplinkConfig.parse({ ...base, url: 'wss://agent-a@broker.example.com/mqtt' })).toThrow(/credentials/);
+  });
+
   it('defaults to MQTT 3.1.1 (the embedded broker\'s) and takes only 4 or 5', () => {
     expect(MqttUplinkConfig.parse({ ...base, url: 'mqtts://b:8883' }).protocolVersion).toBe(4);
     expect(() => MqttUplinkConfig.parse({ ...base, url: 'mqtts://b:8883', protocolVersion: 3 })).toThrow();

@@ -3,14 +3,17 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { Outbox } from '../../../agent/outbox/outbox.js';
 import { MqttUplinkConfig } from '../../../agent/uplink/mqtt-config.js';
 import { MqttUplink } from '../../../agent/uplink/mqtt-uplink.js';
+import { AGENT_MAX_PACKET_BYTES } from '../../../protocols/uplink/mqtt-client.js';
 import { acksTopic, eventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
 import { selfSignedCert } from '../../helpers/certs.js';
 import { milestoneDraft } from '../../helpers/drafts.js';
+import { captureConnect } from '../../helpers/mqtt-connect-capture.js';
 import { startMqttRelay, testAgents } from '../../helpers/mqtt-relay.js';
 import { tempDir, testLogger } from '../../helpers/temp.js';
 import { PlantlinkProcess } from '../../sim/processes.js';
@@ -288,5 +291,35 @@ describe('MQTT uplink: a PUBACK is not an ack', () => {
     expect(new Set(batches).size).toBe(batches.length);
     expect(outbox.stats().pending).toBe(500);
     expect(u.status()).toMatchObject({ state: 'connected', inFlight: 2 });
+  });
+});
+
+describe('MQTT uplink: robustness', () => {
+  it('asks an MQTT 5 broker for packets no larger than the acks it may need (maximumPacketSize on CONNECT)', async () => {
+    const capture = await captureConnect();
+    stops.push(capture.close);
+    const { outbox } = workspace();
+    uplink(outbox, { url: capture.url, token: 'agent-a.0123456789abcdef', protocolVersion: 5 }).start();
+    expect((await capture.connect).properties?.maximumPacketSize).toBe(AGENT_MAX_PACKET_BYTES);
+  });
+
+  it('keeps running, and says why, when the outbox cannot be read for a backlog report', async () => {
+    const { dir, outbox } = workspace();
+    const relay = await relayWith(dir, { listeners: { tcp: { host: '127.0.0.1', port: 0 } } });
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+    const u = new MqttUplink(
+      MqttUplinkConfig.parse({ kind: 'mqtt', url: `mqtt://127.0.0.1:${relay.ports.tcp}`, token: relay.tokens.a, statusIntervalMs: 100 }),
+      outbox,
+      { agentId: 'agent-a', plant: 'plant-a' },
+      logger,
+    );
+    stops.push(() => u.stop());
+    u.start();
+    await vi.waitFor(() => expect(u.status().state).toBe('connected'), { timeout: 10_000 });
+    // A closed database throws on every read, as a failing disk would.
+    outbox.close();
+    await vi.waitFor(() => expect(warnings).toContain('could not read the outbox backlog for the relay'), { timeout: 10_000 });
+    expect(u.status().state).toBe('connected');
   });
 });

@@ -18,6 +18,26 @@ describe('relay MQTT config', () => {
     expect(() => MqttIngressConfig.parse({ external: { ...external, sharedGroup: 'a/b' } })).toThrow();
   });
 
+  it('listens without TLS on loopback by default, and off loopback only with allowInsecure', () => {
+    const listeners = (l: object) => MqttIngressConfig.parse({ listeners: l }).listeners;
+    expect(listeners({ tcp: {}, ws: {} })).toMatchObject({ tcp: { host: '127.0.0.1' }, ws: { host: '127.0.0.1' } });
+    expect(() => listeners({ tcp: { host: '0.0.0.0' } })).toThrow(/clear text/);
+    expect(() => listeners({ ws: { host: '10.1.2.3' } })).toThrow(/clear text/);
+    expect(() => listeners({ tcp: { host: '0.0.0.0', allowInsecure: true } })).not.toThrow();
+    expect(() => listeners({ ws: { host: '0.0.0.0', tls: { certFile: 'c', keyFile: 'k' } } })).not.toThrow();
+    expect(() => listeners({ tls: { host: '0.0.0.0', certFile: 'c', keyFile: 'k' } })).not.toThrow();
+    expect(() => listeners({ tcp: { host: '::1' } })).not.toThrow();
+  });
+
+  it('refuses an external broker URL in clear text off loopback unless allowInsecure, and any URL carrying credentials', () => {
+    const parse = (e: object) => MqttIngressConfig.parse({ external: { ...external, ...e } });
+    expect(() => parse({ url: 'mqtt://broker.example.com:1883' })).toThrow(/clear text/);
+    expect(() => parse({ url: 'ws://broker.example.com/mqtt' })).toThrow(/clear text/);
+    expect(() => parse({ url: 'mqtt://broker.example.com:1883', allowInsecure: true })).not.toThrow();
+    expect(() => parse({ url: 'mqtt://127.0.0.1:1883' })).not.toThrow();
+    expect(() => parse({ url: 'mqtts://relay-1:secret@broker.example.com:8883' })).toThrow(/credentials/);
+  });
+
   it('refuses, with MQTT configured, an agent whose plant cannot be a topic level', () => {
     const config = (plant: string, mqtt: boolean) => ({
       relay: {},

@@ -9,6 +9,7 @@ import { deriveEventId } from '../../../protocols/events/event-id.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import { acksTopic, eventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
 import { milestoneDraft } from '../../helpers/drafts.js';
+import { captureConnect } from '../../helpers/mqtt-connect-capture.js';
 import { Mosquitto } from '../../helpers/mosquitto.js';
 import { startMqttRelay, testAgents } from '../../helpers/mqtt-relay.js';
 import { tempDir, testLogger } from '../../helpers/temp.js';
@@ -81,7 +82,7 @@ function uplink(outbox: Outbox, broker: Mosquitto, token: string, config: Record
 
 const drafts = (from: number, count: number) => Array.from({ length: count }, (_, i) => milestoneDraft(`WO-${from + i}`, 'released', T0 + from + i));
 
-/** Event ids stored across the relays' inboxes (separate SQLite files until the shared store lands). */
+/** Event ids stored across the relays' inboxes (separate SQLite files: the default store; see test/relay/store for the shared one). */
 function storedIds(relays: { inbox: { db: Database.Database } }[]): { total: number; distinct: number; perRelay: number[] } {
   const perRelay = relays.map((r) => (r.inbox.db.prepare('SELECT id FROM inbox').all() as { id: string }[]).map((x) => x.id));
   return { total: perRelay.flat().length, distinct: new Set(perRelay.flat()).size, perRelay: perRelay.map((ids) => ids.length) };
@@ -191,5 +192,17 @@ describe('relay consuming from an external broker (Mosquitto, MQTT 5, shared sub
     await vi.waitFor(() => expect(u.status()).toMatchObject({ state: 'unauthorized', detail: expect.stringMatching(/broker refused the connection: .*(Bad User Name or Password|Not authorized)/) }));
     expect(outbox.stats().pending).toBe(3);
     expect(relays[0]!.inbox.counts().events).toBe(0);
+  });
+});
+
+describe('relay as an MQTT 5 client of an external broker', () => {
+  it('asks the broker for no packet larger than a frame plus MQTT\'s headroom (maximumPacketSize on CONNECT)', async () => {
+    const capture = await captureConnect();
+    stops.push(capture.close);
+    const t = tempDir();
+    stops.push(t.cleanup);
+    const r = await startMqttRelay(join(t.dir, 'relay'), { external: { url: capture.url, username: 'relay-1', password: 'relay-1-password', clientId: 'relay-1' } }, { ingress: { maxFrameBytes: 200_000 } });
+    stops.push(() => r.stop());
+    expect((await capture.connect).properties?.maximumPacketSize).toBe(200_000 + 64 * 1024);
   });
 });

@@ -15,6 +15,7 @@ import type { WelcomeFrame } from '../../../protocols/uplink/frames.js';
 import type { AgentRow } from '../../../relay/agents/agents-table.js';
 import { RelayConfig } from '../../../relay/config.js';
 import { hashToken, issueToken } from '../../../relay/ingress/agent-auth.js';
+import { metricsNeedToken } from '../../../relay/metrics/config.js';
 import { Relay } from '../../../relay/relay.js';
 import { defaultSalesforceMappings } from '../../../relay/sinks/salesforce/index.js';
 import { SalesforceEmulator } from '../../emulators/salesforce/salesforce-emulator.js';
@@ -72,7 +73,8 @@ afterAll(async () => {
   cleanup?.();
 });
 
-const relayMetrics = () => scrape(`${base}/metrics`);
+// This relay has API tokens, so /metrics wants one even on loopback.
+const relayMetrics = () => scrape(`${base}/metrics`, VIEWER);
 const crmSeries = { sink: 'crm' };
 
 async function until(check: (m: Samples) => void): Promise<Samples> {
@@ -85,10 +87,11 @@ async function until(check: (m: Samples) => void): Promise<Samples> {
 }
 
 describe('relay metrics', () => {
-  it('answers /healthz and /readyz without a token, and serves /metrics openly on loopback', async () => {
+  it('answers /healthz and /readyz without a token, and /metrics to a viewer only, even on loopback (the relay has API tokens)', async () => {
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
+    expect((await fetch(`${base}/metrics`)).status).toBe(401);
     const m = await relayMetrics();
     // Every configured sink and registered agent has a series from the start.
     expect(m.value('plantlink_relay_deliveries_pending', crmSeries)).toBe(0);
@@ -239,7 +242,16 @@ describe('relay metrics', () => {
 });
 
 describe('relay metrics behind a token', () => {
-  it('with metrics.requireToken, /metrics refuses no token and a wrong one, and answers a viewer', async () => {
+  it('opens /metrics by default only with no API tokens on loopback; requireToken overrides either way', () => {
+    expect(metricsNeedToken({}, '127.0.0.1', 0)).toBe(false);
+    expect(metricsNeedToken({}, '::1', 0)).toBe(false);
+    expect(metricsNeedToken({}, '127.0.0.1', 1)).toBe(true);
+    expect(metricsNeedToken({}, '0.0.0.0', 0)).toBe(true);
+    expect(metricsNeedToken({ requireToken: false }, '0.0.0.0', 2)).toBe(false);
+    expect(metricsNeedToken({ requireToken: true }, '127.0.0.1', 0)).toBe(true);
+  });
+
+  it('with API tokens and no metrics settings, /metrics on loopback refuses no token and a wrong one, and answers a viewer', async () => {
     const t = tempDir();
     const r = new Relay(
       RelayConfig.parse({
@@ -248,7 +260,6 @@ describe('relay metrics behind a token', () => {
         sinks: [{ name: 'hook', kind: 'webhook', url: 'http://127.0.0.1:9/unused', secret: 'a-webhook-secret-0123456789abcdef0123456789' }],
         routes: [{ sinks: ['hook'] }],
         api: { tokens: [{ name: 'vic', role: 'viewer', tokenHash: hashToken(VIEWER) }] },
-        metrics: { requireToken: true },
       }),
       { logger: testLogger() },
     );

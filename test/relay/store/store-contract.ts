@@ -1,0 +1,161 @@
+/**
+ * The store contract (relay/store/store.ts), one suite for every RelayStore: each
+ * implementation's test file calls `storeContract` with a factory.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CloudEventV1 } from '../../../protocols/events/envelope.js';
+import type { ClaimedDelivery, IngressRejection, RelayStore } from '../../../relay/store/store.js';
+import { milestoneEvent } from '../sinks/salesforce/fixtures.js';
+
+export interface StoreUnderTest {
+  store: RelayStore;
+  /** Closes and opens the same state again (a restart). */
+  reopen(): Promise<RelayStore>;
+  cleanup(): Promise<void>;
+}
+
+/** `now` is the clock the store must use for due times and receipt times. */
+export type StoreFactory = (now: () => number) => Promise<StoreUnderTest>;
+
+const delivered = (d: ClaimedDelivery, recordIds: string[] = []) => ({ kind: 'delivered' as const, d, subject: d.subject, recordIds, stale: d.stale });
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`store contract: ${name}`, () => {
+    let now = 1_000_000;
+    let sut: StoreUnderTest;
+    let store: RelayStore;
+    beforeEach(async () => {
+      now = 1_000_000;
+      sut = await factory(() => now);
+      store = sut.store;
+    });
+    afterEach(async () => {
+      await store.close();
+      await sut.cleanup();
+    });
+
+    const put = (events: CloudEventV1[], sinks = ['crm', 'erp'], rejections: IngressRejection[] = []) =>
+      store.store('agent-1', events.map((event) => ({ event, body: JSON.stringify(event), sinks })), rejections);
+
+    it('dedupes on (id, source) across a reopen, also within one batch, and routes each new event to every lane once', async () => {
+      const a = milestoneEvent('WO-1', 'released', 1);
+      expect(await put([a, a])).toEqual({ stored: 1, duplicates: 1 });
+      store = await sut.reopen();
+      expect(await put([a, milestoneEvent('WO-1', 'started', 2)])).toEqual({ stored: 1, duplicates: 1 });
+      // Same id from another source is another event.
+      const other = { ...a, source: `${a.source}-2` };
+      expect(await put([other])).toEqual({ stored: 1, duplicates: 0 });
+      expect(await store.counts()).toEqual({ events: 3, pending: 6, delivered: 0, dead: 0, ingressRejections: 0 });
+    });
+
+    it('stores ingress rejections with the batch and lists them newest first', async () => {
+      const r = (id: string): IngressRejection => ({ agent: 'agent-1', plant: 'P1', id, code: 'invalid_data', reason: 'bad', body: '{}' });
+      await put([milestoneEvent('WO-1', 'released', 1)], ['crm'], [r('x1'), r('x2')]);
+      expect((await store.listIngressRejections()).map((x) => x.eventId)).toEqual(['x2', 'x1']);
+      expect(await store.counts()).toMatchObject({ events: 1, ingressRejections: 2 });
+    });
+
+    it('claims only the oldest pending delivery of each subject, oldest first, and nothing of a subject backing off', async () => {
+      await put([milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 1), milestoneEvent('WO-1', 'started', 2)]);
+      const due = await store.claim('crm', 10);
+      expect(due.map((d) => d.subject)).toEqual(['P1/work-order/WO-1', 'P1/work-order/WO-2']);
+      expect(due.map((d) => JSON.parse(d.body).data.milestone)).toEqual(['released', 'released']);
+      expect(await store.record('crm', [{ kind: 'retry', d: due[0]!, error: 'HTTP 503', code: 'transient', nextAttemptMs: now + 5000 }])).toEqual({ recorded: 1, discarded: 0 });
+      await store.record('crm', [delivered(due[1]!)]);
+      expect(await store.claim('crm', 10)).toEqual([]);
+      expect(await store.nextDueMs('crm')).toBe(now + 5000);
+      now += 5000;
+      const again = await store.claim('crm', 10);
+      expect(again.map((d) => [d.subject, d.attempts])).toEqual([['P1/work-order/WO-1', 1]]);
+      await store.record('crm', [delivered(again[0]!)]);
+      // The follower is the head now.
+      const next = await store.claim('crm', 10);
+      expect(next.map((d) => JSON.parse(d.body).data.milestone)).toEqual(['started']);
+      // Lanes are independent: erp still has all three heads' worth of work.
+      expect((await store.claim('erp', 10)).length).toBe(2);
+    });
+
+    it('advances the subject version only forwards, and marks an older event stale', async () => {
+      const newer = milestoneEvent('WO-1', 'completed', 50);
+      const older = milestoneEvent('WO-1', 'started', 10);
+      // The newer one arrives (and is stored) first.
+      await put([newer], ['crm']);
+      await put([older], ['crm']);
+      const [first] = await store.claim('crm', 10);
+      expect(first).toMatchObject({ stale: false, timeMs: Date.parse(newer.time) });
+      await store.record('crm', [delivered(first!)]);
+      const [second] = await store.claim('crm', 10);
+      expect(second).toMatchObject({ stale: true, timeMs: Date.parse(older.time) });
+      // Even recorded as not stale, an older version never replaces a newer one.
+      await store.record('crm', [{ ...delivered(second!), stale: false }]);
+      await put([milestoneEvent('WO-1', 'released', 20)], ['crm']);
+      const [third] = await store.claim('crm', 10);
+      expect(third!.stale).toBe(true);
+    });
+
+    it('keeps order and versions per plant: another plant\'s WO-1 neither waits on nor outdates this one', async () => {
+      const mine = milestoneEvent('WO-1', 'completed', 50);
+      const theirs = { ...milestoneEvent('WO-1', 'released', 1), plant: 'P2', source: '/plantlink/plants/P2/sources/line-opcua' };
+      await put([mine, theirs], ['crm']);
+      const due = await store.claim('crm', 10);
+      expect(due.map((d) => d.subject)).toEqual(['P1/work-order/WO-1', 'P2/work-order/WO-1']);
+      await store.record('crm', [delivered(due[0]!)]);
+      expect(due[1]!.stale).toBe(false);
+    });
+
+    it('dead-letters, lists and shows dead letters by filter, and replays them', async () => {
+      await put([milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 1)], ['crm']);
+      const due = await store.claim('crm', 10);
+      await store.record('crm', [
+        { kind: 'dead', d: due[0]!, error: 'Quantity invalid', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION' },
+        { kind: 'dead', d: due[1]!, error: 'nope', code: 'OTHER' },
+      ]);
+      expect(await store.claim('crm', 10)).toEqual([]);
+      const dead = await store.listDeliveries({ status: 'dead', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION' });
+      expect(dead).toEqual([expect.objectContaining({ sink: 'crm', subject: 'work-order/WO-1', status: 'dead', attempts: 1, errorCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', lastError: 'Quantity invalid', plant: 'P1' })]);
+      const one = await store.getDelivery('crm', dead[0]!.inboxSeq);
+      expect(one).toMatchObject({ agent: 'agent-1', event: { subject: 'work-order/WO-1' } });
+      expect(await store.getDelivery('crm', 999_999)).toBeUndefined();
+      expect(await store.replayDead({})).toBe(0);
+      expect(await store.replayDead({ subject: 'work-order/WO-2' })).toBe(1);
+      expect((await store.claim('crm', 10)).map((d) => d.subject)).toEqual(['P1/work-order/WO-2']);
+      expect(await store.replayDead({ all: true })).toBe(1);
+      expect(await store.counts()).toMatchObject({ pending: 2, dead: 0 });
+    });
+
+    it('reports the backlog per lane and pending events per plant', async () => {
+      now = 2_000_000;
+      await put([milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 2)]);
+      const [d] = await store.claim('crm', 1);
+      await store.record('crm', [{ kind: 'dead', d: d!, error: 'x', code: 'X' }]);
+      const backlog = (await store.deliveryBacklog()).sort((a, b) => a.sink.localeCompare(b.sink));
+      expect(backlog).toEqual([
+        { sink: 'crm', pending: 1, dead: 1, oldestPendingReceivedMs: 2_000_000 },
+        { sink: 'erp', pending: 2, dead: 0, oldestPendingReceivedMs: 2_000_000 },
+      ]);
+      expect(await store.pendingByPlant()).toEqual([{ plant: 'P1', events: 2, oldestTimeMs: Date.parse(milestoneEvent('WO-1', 'released', 1).time) }]);
+      expect(await store.pendingByPlant({ sinks: ['crm'] })).toEqual([{ plant: 'P1', events: 1, oldestTimeMs: Date.parse(milestoneEvent('WO-2', 'released', 2).time) }]);
+      expect(await store.pendingByPlant({ types: [] })).toEqual([]);
+    });
+
+    it('prunes delivered events past the retention window, keeping dead letters and pending deliveries', async () => {
+      await put([milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 1), milestoneEvent('WO-3', 'released', 1)]);
+      const [d1, d2] = await store.claim('crm', 2);
+      await store.record('crm', [delivered(d1!, ['a']), { kind: 'dead', d: d2!, error: 'bad', code: 'X' }]);
+      await store.record('erp', (await store.claim('erp', 10)).map((d) => delivered(d, ['b'])));
+      await store.listIngressRejections();
+      now += 10_000;
+      const pruned = await store.prune(now - 1000);
+      expect(pruned.events).toBe(1);
+      expect(await store.counts()).toMatchObject({ events: 2, dead: 1, pending: 1 });
+      // A pruned event is forgotten: sent again, it is stored (and delivered) again.
+      expect(await put([milestoneEvent('WO-1', 'released', 1)])).toEqual({ stored: 1, duplicates: 0 });
+    });
+
+    it('says it is closed once closed', async () => {
+      expect(store.open).toBe(true);
+      await store.close();
+      expect(store.open).toBe(false);
+    });
+  });
+}
