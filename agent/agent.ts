@@ -12,6 +12,7 @@ import { AgentMetrics } from './metrics/metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { Outbox } from './outbox/outbox.js';
 import { FileSource } from './sources/file/index.js';
+import { MqttSource } from './sources/mqtt/index.js';
 import { OpcUaSource } from './sources/opcua/index.js';
 import { SoapSource } from './sources/soap/index.js';
 import type { Source, SourceContext } from './sources/source.js';
@@ -28,6 +29,9 @@ export function createSource(config: SourceConfig, dataDir: string, logger: Logg
       return new SoapSource(config, logger.child({ source: config.name }));
     case 'file':
       return new FileSource(config, logger.child({ source: config.name }));
+    case 'mqtt':
+      // Unmappable messages are kept with the agent's data, per source.
+      return new MqttSource({ ...config, quarantineDir: config.quarantineDir ?? join(dataDir, 'quarantine', config.name) }, logger.child({ source: config.name }));
   }
 }
 

@@ -5,13 +5,14 @@
 import { z } from 'zod';
 import { AgentMetricsConfig } from './metrics/config.js';
 import { FileSourceConfig } from './sources/file/config.js';
+import { MqttSourceConfig } from './sources/mqtt/config.js';
 import { OpcUaSourceConfig } from './sources/opcua/config.js';
 import { SoapSourceConfig } from './sources/soap/config.js';
 import { WebSocketUplinkConfig } from './uplink/config.js';
 import { MqttUplinkConfig } from './uplink/mqtt-config.js';
 import { isTopicLevel } from '../protocols/uplink/mqtt-topics.js';
 
-export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig, FileSourceConfig]).describe('A plant-side source.');
+export const SourceConfig = z.discriminatedUnion('kind', [OpcUaSourceConfig, SoapSourceConfig, FileSourceConfig, MqttSourceConfig]).describe('A plant-side source.');
 export type SourceConfig = z.infer<typeof SourceConfig>;
 
 export const AgentConfig = z
