@@ -45,6 +45,8 @@ export interface MqttBenchResult {
   messageBytes: number;
   /** For context: the WebSocket uplink into the same relay, same batches (aedes run only). */
   websocket?: number;
+  /** Mosquitto only: two relay replicas sharing the subscription ($share), both in this process (median). */
+  twoReplicas?: number;
 }
 
 let offset = 0;
@@ -182,9 +184,12 @@ async function benchAedes(dir: string, total: number, runs: number): Promise<Mqt
 async function benchMosquitto(dir: string, total: number, runs: number): Promise<MqttBenchResult> {
   const agents = testAgents();
   const broker = await Mosquitto.start(dir, {
-    users: { 'relay-1': 'relay-password', 'agent-a': agents.tokens.a, bench: 'bench-password' },
+    users: { 'relay-1': 'relay-password', 'relay-2': 'relay-password', 'agent-a': agents.tokens.a, bench: 'bench-password' },
     acl: [
       'user relay-1',
+      'topic read plantlink/v1/+/+/events',
+      'topic write plantlink/v1/+/+/acks',
+      'user relay-2',
       'topic read plantlink/v1/+/+/events',
       'topic write plantlink/v1/+/+/acks',
       'user agent-a',
@@ -205,9 +210,26 @@ async function benchMosquitto(dir: string, total: number, runs: number): Promise
   });
   const plantlink: number[] = [];
   const baseline: number[] = [];
+  const twoReplicas: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       baseline.push(await baselineRun(publisher, 'bench/events', payloads, consumed));
+      // Two replicas on the shared subscription (each with its own SQLite inbox here): the
+      // broker splits the agent's batches between them.
+      const replicas = await Promise.all(
+        ['relay-1', 'relay-2'].map((id) =>
+          startMqttRelay(
+            join(dir, `replica-${id}-${run}`),
+            { external: { url: broker.url, username: id, password: 'relay-password', clientId: id, reconnectMs: 100 } },
+            { agents, ingress: { maxBatchEvents: BATCH } },
+          ),
+        ),
+      );
+      try {
+        twoReplicas.push(await plantlinkRun(dir, total, { url: broker.url, token: agents.tokens.a, protocolVersion: 5 }));
+      } finally {
+        for (const r of replicas) await r.stop();
+      }
       const relay = await startMqttRelay(
         join(dir, `relay-mosquitto-${run}`),
         { external: { url: broker.url, username: 'relay-1', password: 'relay-password', clientId: 'relay-1', reconnectMs: 100 } },
@@ -225,7 +247,7 @@ async function benchMosquitto(dir: string, total: number, runs: number): Promise
     await consumer.endAsync();
     await broker.stop();
   }
-  return { broker: 'mosquitto', events: total, plantlink: median(plantlink), baseline: median(baseline), messageBytes: Buffer.byteLength(payloads[0]!) };
+  return { broker: 'mosquitto', events: total, plantlink: median(plantlink), baseline: median(baseline), messageBytes: Buffer.byteLength(payloads[0]!), twoReplicas: median(twoReplicas) };
 }
 
 /** Both brokers, `total` events each run. */
@@ -247,6 +269,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const r of await mqttUplinkBench(total)) {
     const ws = r.websocket === undefined ? '' : `${fmt(r.websocket)} ev/s`;
     console.log(`${r.broker.padEnd(10)} | ${fmt(r.plantlink)}     | ${fmt(r.baseline)}       | ${(r.plantlink / r.baseline).toFixed(2).padStart(5)} | ${String(r.messageBytes).padStart(13)} | ${ws}`);
+    if (r.twoReplicas !== undefined) {
+      console.log(`${r.broker.padEnd(10)} | ${fmt(r.twoReplicas)}     | two relay replicas sharing the subscription ($share), one process; ratio ${(r.twoReplicas / r.baseline).toFixed(2)}`);
+    }
   }
   process.exit(0);
 }

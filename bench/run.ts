@@ -106,7 +106,10 @@ for (const r of await mqttUplinkBench(quick ? 20_000 : 100_000)) {
     plantlink: rate(r.plantlink),
     baseline: `${rate(r.baseline)} plain mqtt.js QoS 1`,
     ratio: ratio(r.plantlink, r.baseline),
-    notes: r.websocket ? `WebSocket uplink into the same relay: ${rate(r.websocket)}` : '',
+    notes: [
+      r.websocket ? `WebSocket uplink into the same relay: ${rate(r.websocket)}` : '',
+      r.twoReplicas ? `two relay replicas sharing the subscription (one process): ${rate(r.twoReplicas)} (${ratio(r.twoReplicas, r.baseline)})` : '',
+    ].join(''),
   });
 }
 
