@@ -17,16 +17,14 @@ import { promisify } from 'node:util';
 import { issueToken } from '../relay/ingress/agent-auth.js';
 import { RelayConfig } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
-import { applyFieldMap } from '../relay/sinks/mapping.js';
-import { defaultSalesforceMappings } from '../relay/sinks/salesforce/index.js';
-import type { CloudEventV1 } from '../protocols/events/envelope.js';
+import { BENCH_AUTH, BENCH_MAPPING, rawCollectionsRate } from './raw-http.js';
 import { SalesforceEmulator } from '../test/emulators/salesforce/salesforce-emulator.js';
 import { tempDir, testLogger } from '../test/helpers/temp.js';
 import { milestoneEvent } from '../test/relay/sinks/salesforce/fixtures.js';
 
 const CONCURRENCY = 4;
-const mapping = defaultSalesforceMappings[0]!;
-const auth = { flow: 'client_credentials' as const, clientId: 'plantlink-client', clientSecret: 'plantlink-secret' };
+const mapping = BENCH_MAPPING;
+const auth = BENCH_AUTH;
 const AGENT = join(import.meta.dirname, 'agent-process.ts');
 
 export interface AgentReport {
@@ -41,38 +39,6 @@ export interface AgentReport {
 async function agentProcess(args: string[]): Promise<AgentReport> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', AGENT, ...args], { maxBuffer: 1024 * 1024, timeout: 30 * 60_000 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as AgentReport;
-}
-
-/** Events/s of plain collections calls of `n` records to the emulator, CONCURRENCY in flight. */
-export async function rawHttpRate(crm: SalesforceEmulator, n: number): Promise<number> {
-  const token = (await (
-    await fetch(`${crm.url}/services/oauth2/token`, {
-      method: 'POST',
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: auth.clientId, client_secret: auth.clientSecret }),
-    })
-  ).json()) as { access_token: string };
-  const bodies: string[] = [];
-  for (let i = 0; i < n; i += 200) {
-    const events: CloudEventV1[] = Array.from({ length: Math.min(200, n - i) }, (_, k) => milestoneEvent(`WO-raw-${i + k}`, 'released', 1));
-    const records = events.map((e) => ({ attributes: { type: mapping.object }, [mapping.externalIdField]: `raw-${i}-${e.id}`, ...applyFieldMap(e, mapping.fields ?? {}) }));
-    bodies.push(JSON.stringify({ allOrNone: false, records }));
-  }
-  const t = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < bodies.length) {
-        const body = bodies[next++]!;
-        const res = await fetch(`${crm.url}/services/data/v60.0/composite/sobjects/${mapping.object}/${mapping.externalIdField}`, {
-          method: 'PATCH',
-          headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json' },
-          body,
-        });
-        await res.text();
-      }
-    }),
-  );
-  return n / ((performance.now() - t) / 1000);
 }
 
 export interface DrainResult {
@@ -119,7 +85,8 @@ export async function backlogDrain(n: number): Promise<DrainResult> {
     clearInterval(debug);
     const endToEndRate = n / ((lastLandedAt - drain.startedAtMs!) / 1000);
     await relay.stop();
-    const rawRate = await rawHttpRate(crm, Math.min(n, 100_000));
+    const rawEvents = Array.from({ length: Math.min(n, 100_000) }, (_, i) => milestoneEvent(`WO-raw-${i}`, 'released', 1));
+    const rawRate = await rawCollectionsRate(crm, rawEvents, CONCURRENCY);
     return { n, fill, drain, endToEndRate, rawRate };
   } finally {
     await crm.stop();

@@ -17,16 +17,16 @@ import { SinkWorker } from '../relay/delivery/sink-worker.js';
 import { Inbox } from '../relay/inbox/inbox.js';
 import { issueToken } from '../relay/ingress/agent-auth.js';
 import { Relay } from '../relay/relay.js';
-import { defaultSalesforceMappings, SalesforceSink } from '../relay/sinks/salesforce/index.js';
-import { applyFieldMap } from '../relay/sinks/mapping.js';
+import { SalesforceSink } from '../relay/sinks/salesforce/index.js';
+import { BENCH_AUTH, BENCH_MAPPING, rawCollectionsRate } from './raw-http.js';
 import { SalesforceEmulator } from '../test/emulators/salesforce/salesforce-emulator.js';
 import { milestoneDraft } from '../test/helpers/drafts.js';
 import { tempDir, testLogger } from '../test/helpers/temp.js';
 import { milestoneEvent } from '../test/relay/sinks/salesforce/fixtures.js';
 
 const CONCURRENCY = 4;
-const mapping = defaultSalesforceMappings[0]!;
-const auth = { flow: 'client_credentials' as const, clientId: 'plantlink-client', clientSecret: 'plantlink-secret' };
+const mapping = BENCH_MAPPING;
+const auth = BENCH_AUTH;
 
 export async function deliveryRatio(n: number) {
   const { dir, cleanup } = tempDir('plantlink-bench-');
@@ -34,35 +34,14 @@ export async function deliveryRatio(n: number) {
   try {
     const events = Array.from({ length: n }, (_, i) => milestoneEvent(`WO-${i}`, 'released', 1));
     // Raw baseline: the same records, 200 per collections call, CONCURRENCY calls in flight.
-    const token = (await (await fetch(`${crm.url}/services/oauth2/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: auth.clientId, client_secret: auth.clientSecret }) })).json()) as { access_token: string };
-    const bodies: string[] = [];
-    for (let i = 0; i < n; i += 200) {
-      const records = events.slice(i, i + 200).map((e) => ({ attributes: { type: mapping.object }, [mapping.externalIdField]: `raw-${e.id}`, ...applyFieldMap(e, mapping.fields ?? {}) }));
-      bodies.push(JSON.stringify({ allOrNone: false, records }));
-    }
-    let t = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < bodies.length) {
-          const body = bodies[next++]!;
-          const res = await fetch(`${crm.url}/services/data/v60.0/composite/sobjects/${mapping.object}/${mapping.externalIdField}`, {
-            method: 'PATCH',
-            headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json' },
-            body,
-          });
-          await res.text();
-        }
-      }),
-    );
-    const raw = n / ((performance.now() - t) / 1000);
+    const raw = await rawCollectionsRate(crm, events, CONCURRENCY);
 
     const inbox = new Inbox(join(dir, 'inbox.sqlite'));
     for (let i = 0; i < n; i += 1000) inbox.store('a', events.slice(i, i + 1000).map((event) => ({ event, body: JSON.stringify(event), sinks: ['crm'] })), []);
     const sink = new SalesforceSink({ name: 'crm', kind: 'salesforce', loginUrl: crm.url, auth, concurrency: CONCURRENCY, mappings: [mapping] }, testLogger());
     await sink.start();
     const worker = new SinkWorker(sink, inbox, DeliveryConfig.parse({ batchSize: 800, pollMs: 10 }), testLogger());
-    t = performance.now();
+    const t = performance.now();
     worker.start();
     while (worker.status().delivered < n) await new Promise((r) => setTimeout(r, 20));
     const relay = n / ((performance.now() - t) / 1000);

@@ -148,6 +148,12 @@ async function bundle(outFile: string, sqliteDir: string): Promise<number> {
   const fromTests = Object.keys(result.metafile.inputs).filter((f) => f.startsWith('test/'));
   if (fromTests.length > 0) throw new Error(`the bundle pulls in test code: ${fromTests.join(', ')}`);
   for (const w of result.warnings) process.stderr.write(`esbuild warning: ${w.location ? `${w.location.file}:${w.location.line}: ` : ''}${w.text}\n`);
+  // import.meta is empty in the CommonJS bundle: code that needs it (createRequire(import.meta.url),
+  // fileURLToPath(import.meta.url)) would start in a checkout and crash in the executable.
+  const importMeta = result.warnings.filter((w) => w.text.includes('"import.meta" is not available'));
+  if (importMeta.length > 0) {
+    throw new Error(`import.meta has no value inside the executable; used at:\n${importMeta.map((w) => `  ${w.location ? `${w.location.file}:${w.location.line}` : '?'}`).join('\n')}`);
+  }
   return statSync(outFile).size;
 }
 

@@ -12,11 +12,11 @@
  *   never a metric silently dropped or named by number.
  * - 64-bit values become numbers when they are exact, decimal strings when they are not.
  */
-import { createRequire } from 'node:module';
+// sparkplug-payload is CommonJS: a default import (not createRequire(import.meta.url), which
+// has no URL inside the single executable's CommonJS bundle); `get` returns the spBv1.0 codec.
+import sparkplugPayload from 'sparkplug-payload';
 
-const require = createRequire(import.meta.url);
-// sparkplug-payload is CommonJS; its typed `get` returns the spBv1.0 codec.
-const codec = (require('sparkplug-payload') as typeof import('sparkplug-payload')).get('spBv1.0')!;
+const codec = sparkplugPayload.get('spBv1.0')!;
 
 export const SPARKPLUG_NAMESPACE = 'spBv1.0';
 
