@@ -22,8 +22,47 @@ import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../../protocols/sqlite.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
+import { salesOrderOf } from '../store/store.js';
 
-const SCHEMA_VERSION = 1;
+/** Step n takes the schema from version n to n + 1 (0: an empty file). */
+const SCHEMA_STEPS: readonly string[] = [
+  `
+  CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+    subject TEXT NOT NULL, plant TEXT NOT NULL, agent TEXT NOT NULL, time_ms INTEGER NOT NULL,
+    plantseq INTEGER NOT NULL, correlation_id TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
+  CREATE UNIQUE INDEX IF NOT EXISTS inbox_dedupe ON inbox (id, source);
+  CREATE TABLE IF NOT EXISTS deliveries (
+    inbox_seq INTEGER NOT NULL REFERENCES inbox(seq), sink TEXT NOT NULL, subject TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')), attempts INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL, last_error TEXT, error_code TEXT, record_ids TEXT, updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (sink, inbox_seq));
+  CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
+  -- Walks pending deliveries oldest first, so 'due' stops after LIMIT rows instead of sorting the backlog.
+  CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, status, inbox_seq);
+  CREATE TABLE IF NOT EXISTS subject_versions (
+    sink TEXT NOT NULL, subject TEXT NOT NULL, time_ms INTEGER NOT NULL, plantseq INTEGER NOT NULL, PRIMARY KEY (sink, subject));
+  CREATE TABLE IF NOT EXISTS ingress_rejections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, plant TEXT NOT NULL, event_id TEXT, code TEXT NOT NULL,
+    reason TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
+  `,
+  // 2: the event trace (search by business key, sales order, correlation id) and the agents' ledgers.
+  `
+  ALTER TABLE inbox ADD COLUMN sales_order TEXT;
+  CREATE INDEX inbox_subject ON inbox (subject);
+  CREATE INDEX inbox_correlation ON inbox (correlation_id);
+  CREATE INDEX inbox_sales_order ON inbox (sales_order) WHERE sales_order IS NOT NULL;
+  CREATE INDEX inbox_time ON inbox (time_ms);
+  CREATE INDEX deliveries_seq ON deliveries (inbox_seq);
+  CREATE TABLE ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, plant TEXT NOT NULL, agent TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL,
+    type TEXT NOT NULL, subject TEXT NOT NULL, time_ms INTEGER NOT NULL, status TEXT NOT NULL CHECK (status IN ('stored', 'dropped')),
+    received_ms INTEGER NOT NULL);
+  CREATE UNIQUE INDEX ledger_entry ON ledger (source, id);
+  CREATE INDEX ledger_time ON ledger (time_ms);
+  `,
+];
+const SCHEMA_VERSION = SCHEMA_STEPS.length;
 
 export interface IncomingEvent {
   event: CloudEventV1;
@@ -91,7 +130,7 @@ export class Inbox {
   readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(path: string, private readonly now: () => number = Date.now) {
+  constructor(path: string, readonly now: () => number = Date.now) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = openDatabase(path);
     this.db.pragma('journal_mode = WAL');
@@ -100,8 +139,8 @@ export class Inbox {
     this.migrate();
     this.stmts = {
       insert: this.db.prepare(
-        `INSERT OR IGNORE INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms, sales_order)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertDelivery: this.db.prepare(
         `INSERT INTO deliveries (inbox_seq, sink, subject, status, attempts, next_attempt_ms, updated_ms) VALUES (?, ?, ?, 'pending', 0, 0, ?)`,
@@ -154,32 +193,17 @@ export class Inbox {
   }
 
   private migrate(): void {
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS inbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
-        subject TEXT NOT NULL, plant TEXT NOT NULL, agent TEXT NOT NULL, time_ms INTEGER NOT NULL,
-        plantseq INTEGER NOT NULL, correlation_id TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
-      CREATE UNIQUE INDEX IF NOT EXISTS inbox_dedupe ON inbox (id, source);
-      CREATE TABLE IF NOT EXISTS deliveries (
-        inbox_seq INTEGER NOT NULL REFERENCES inbox(seq), sink TEXT NOT NULL, subject TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')), attempts INTEGER NOT NULL,
-        next_attempt_ms INTEGER NOT NULL, last_error TEXT, error_code TEXT, record_ids TEXT, updated_ms INTEGER NOT NULL,
-        PRIMARY KEY (sink, inbox_seq));
-      CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
-      -- Walks pending deliveries oldest first, so 'due' stops after LIMIT rows instead of sorting the backlog.
-      CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, status, inbox_seq);
-      CREATE TABLE IF NOT EXISTS subject_versions (
-        sink TEXT NOT NULL, subject TEXT NOT NULL, time_ms INTEGER NOT NULL, plantseq INTEGER NOT NULL, PRIMARY KEY (sink, subject));
-      CREATE TABLE IF NOT EXISTS ingress_rejections (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT NOT NULL, plant TEXT NOT NULL, event_id TEXT, code TEXT NOT NULL,
-        reason TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT NULL);
-    `);
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     const row = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
-    if (row && Number(row.value) !== SCHEMA_VERSION) {
-      throw new Error(`inbox has schema version ${row.value}; this build reads ${SCHEMA_VERSION}`);
+    const current = row ? Number(row.value) : 0;
+    if (current > SCHEMA_VERSION) throw new Error(`inbox has schema version ${current}; this build reads up to ${SCHEMA_VERSION}: upgrade the relay`);
+    // Each step runs once, in order, in one transaction with its version bump.
+    for (let v = current; v < SCHEMA_VERSION; v++) {
+      this.db.transaction(() => {
+        this.db.exec(SCHEMA_STEPS[v]!);
+        this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(v + 1));
+      })();
     }
-    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
   }
 
   /** Stores a batch from one agent durably. Returns only after the commit. */
@@ -191,7 +215,7 @@ export class Inbox {
       for (const { event, body, sinks } of events) {
         const info = this.stmts.insert.run(
           event.source, event.id, event.type, event.subject, event.plant, agent,
-          Date.parse(event.time), event.plantseq, event.correlationid, body, now,
+          Date.parse(event.time), event.plantseq, event.correlationid, body, now, salesOrderOf(event),
         );
         if (info.changes === 0) {
           duplicates++;
@@ -351,6 +375,7 @@ export class Inbox {
       if (n < slice) break;
     }
     const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
+    this.db.prepare('DELETE FROM ledger WHERE received_ms < ?').run(cutoffMs);
     return { events, rejections };
   }
 

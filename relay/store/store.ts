@@ -81,6 +81,102 @@ export interface PlantPendingRow {
 
 export type DeliveryDetail = DeliveryRow & { event: unknown; receivedMs: number; agent: string };
 
+/** One lane's delivery of a traced event: where it stands, and what the target answered. */
+export interface TracedDelivery {
+  lane: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** When the status last changed: delivered or dead-lettered at, or the last failed attempt. */
+  updatedMs: number;
+  nextAttemptMs: number;
+  /** Record ids the target returned (the CRM record id), once delivered. */
+  recordIds: string[];
+  lastError: string | null;
+  errorCode: string | null;
+}
+
+/** An event as the relay holds it, with every lane's delivery: the relay's part of a trace. */
+export interface TracedEvent {
+  seq: number;
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  plant: string;
+  agent: string;
+  timeMs: number;
+  plantseq: number;
+  correlationId: string;
+  salesOrder: string | null;
+  receivedMs: number;
+  /** The CloudEvent as received (its `readtime` and `outboxtime` carry the agent's hops). */
+  event: Record<string, unknown>;
+  deliveries: TracedDelivery[];
+}
+
+/**
+ * Which events to find. `key` matches a business key or id: a work order or shipment number
+ * (the subject without its `work-order/` or `shipment/` prefix, or the whole subject), a sales
+ * order, a correlation id or an event id. `fromMs`/`toMs` bound the event time (time_ms);
+ * `afterSeq` pages on (events come oldest seq first).
+ */
+export interface EventQuery {
+  key?: string | undefined;
+  plant?: string | undefined;
+  fromMs?: number | undefined;
+  toMs?: number | undefined;
+  afterSeq?: number | undefined;
+  limit: number;
+}
+
+/** One event an agent's ledger says it produced (or dropped when its outbox was full). */
+export interface LedgerEntry {
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  timeMs: number;
+  status: 'stored' | 'dropped';
+}
+
+export interface LedgerRow extends LedgerEntry {
+  seq: number;
+  plant: string;
+  agent: string;
+  receivedMs: number;
+}
+
+export interface LedgerQuery {
+  plant?: string | undefined;
+  fromMs: number;
+  toMs: number;
+  afterSeq?: number | undefined;
+  limit: number;
+}
+
+/** The newest version a lane applied for an ordering key (`<plant>/<subject>`). */
+export interface AppliedVersion {
+  orderKey: string;
+  timeMs: number;
+  plantseq: number;
+}
+
+/** How long a key may be in a query (longer keys match nothing anyway). */
+export const MAX_QUERY_KEY = 256;
+
+/** Subjects a business key may stand for: `WO-1` is `work-order/WO-1` or `shipment/WO-1`. */
+export function subjectsForKey(key: string): string[] {
+  return [key, `work-order/${key}`, `shipment/${key}`];
+}
+
+/** The sales order an event names (data.salesOrder), indexed for the trace search. */
+export function salesOrderOf(event: { data?: unknown }): string | null {
+  const data = event.data;
+  if (typeof data !== 'object' || data === null) return null;
+  const so = (data as Record<string, unknown>).salesOrder;
+  return typeof so === 'string' && so.length > 0 && so.length <= MAX_QUERY_KEY ? so : null;
+}
+
 export interface RelayStore {
   readonly kind: 'sqlite' | 'postgres';
   /** False once closed. */
@@ -110,7 +206,17 @@ export interface RelayStore {
   counts(): Promise<StoreCounts>;
   deliveryBacklog(): Promise<DeliveryBacklogRow[]>;
   pendingByPlant(filter?: { types?: readonly string[]; sinks?: readonly string[] }): Promise<PlantPendingRow[]>;
-  /** Forgets fully delivered events received before `cutoffMs`, and older ingress rejections. */
+  /** Events with their deliveries, for the trace and reconciliation (oldest seq first). */
+  findEvents(query: EventQuery): Promise<TracedEvent[]>;
+  /** Delivered deliveries back to pending, so the lane writes them again (a reconciliation repair). */
+  resend(lane: string, inboxSeqs: readonly number[]): Promise<number>;
+  /** The newest version `lane` applied per ordering key, for those keys that have one. */
+  appliedVersions(lane: string, orderKeys: readonly string[]): Promise<AppliedVersion[]>;
+  /** Adds an agent's ledger entries (idempotent on (source, id)); returns how many were new. */
+  addLedger(agent: string, plant: string, entries: readonly LedgerEntry[]): Promise<number>;
+  /** Ledger entries with event time in [fromMs, toMs), oldest seq first. */
+  ledger(query: LedgerQuery): Promise<LedgerRow[]>;
+  /** Forgets fully delivered events received before `cutoffMs`, older ingress rejections and ledger entries. */
   prune(cutoffMs: number): Promise<{ events: number; rejections: number }>;
   close(): Promise<void>;
 }

@@ -24,8 +24,16 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
+import { parseRecordIds } from '../../inbox/history.js';
+import { salesOrderOf, subjectsForKey } from '../store.js';
 import type {
+  AppliedVersion,
   ClaimedDelivery,
+  EventQuery,
+  LedgerEntry,
+  LedgerQuery,
+  LedgerRow,
+  TracedEvent,
   DeadLetterFilter,
   DeliveryBacklogRow,
   DeliveryDetail,
@@ -140,10 +148,10 @@ export class PostgresStore implements RelayStore {
         const col = <T>(f: (e: IncomingEvent, i: number) => T) => events.map(f);
         // One statement for the batch; WITH ORDINALITY keeps seq in batch order (per-subject order).
         const inserted = await c.query<{ seq: number; id: string; source: string }>(
-          `INSERT INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms)
-           SELECT source, id, type, subject, plant, $11, time_ms, plantseq, correlation_id, body, $12
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::int[])
-                  AS b(source, id, type, subject, plant, time_ms, plantseq, correlation_id, body, ord)
+          `INSERT INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms, sales_order)
+           SELECT source, id, type, subject, plant, $11, time_ms, plantseq, correlation_id, body, $12, sales_order
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::int[], $13::text[])
+                  AS b(source, id, type, subject, plant, time_ms, plantseq, correlation_id, body, ord, sales_order)
             ORDER BY ord
            ON CONFLICT (id, source) DO NOTHING
            RETURNING seq, id, source`,
@@ -160,6 +168,7 @@ export class PostgresStore implements RelayStore {
             col((_, i) => i),
             agent,
             now,
+            col((e) => salesOrderOf(e.event)),
           ],
         );
         stored = inserted.rowCount ?? 0;
@@ -396,6 +405,94 @@ export class PostgresStore implements RelayStore {
     return rows;
   }
 
+  async findEvents(q: EventQuery): Promise<TracedEvent[]> {
+    const where: string[] = ['seq > $1'];
+    const args: unknown[] = [q.afterSeq ?? 0];
+    const arg = (v: unknown) => {
+      args.push(v);
+      return `$${args.length}`;
+    };
+    if (q.key !== undefined) {
+      const k = arg(q.key);
+      where.push(`(subject = ANY(${arg(subjectsForKey(q.key))}::text[]) OR sales_order = ${k} OR correlation_id = ${k} OR id = ${k})`);
+    }
+    if (q.plant !== undefined) where.push(`plant = ${arg(q.plant)}`);
+    if (q.fromMs !== undefined) where.push(`time_ms >= ${arg(q.fromMs)}`);
+    if (q.toMs !== undefined) where.push(`time_ms < ${arg(q.toMs)}`);
+    const { rows } = await this.pool.query<Omit<TracedEvent, 'event' | 'deliveries'> & { body: string }>(
+      `SELECT seq, id, source, type, subject, plant, agent, time_ms AS "timeMs", plantseq, correlation_id AS "correlationId",
+              sales_order AS "salesOrder", received_ms AS "receivedMs", body
+         FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ${arg(q.limit)}`,
+      args,
+    );
+    if (rows.length === 0) return [];
+    const deliveries = await this.pool.query<{
+      inboxSeq: number; lane: string; status: TracedEvent['deliveries'][number]['status']; attempts: number; updatedMs: number;
+      nextAttemptMs: number; recordIds: string | null; lastError: string | null; errorCode: string | null;
+    }>(
+      `SELECT inbox_seq AS "inboxSeq", sink AS lane, status, attempts, updated_ms AS "updatedMs", next_attempt_ms AS "nextAttemptMs",
+              record_ids AS "recordIds", last_error AS "lastError", error_code AS "errorCode"
+         FROM deliveries WHERE inbox_seq = ANY($1::bigint[]) ORDER BY sink`,
+      [rows.map((r) => r.seq)],
+    );
+    const bySeq = new Map<number, TracedEvent['deliveries']>();
+    for (const { inboxSeq, recordIds, ...d } of deliveries.rows) {
+      let list = bySeq.get(inboxSeq);
+      if (!list) bySeq.set(inboxSeq, (list = []));
+      list.push({ ...d, recordIds: parseRecordIds(recordIds) });
+    }
+    return rows.map(({ body, ...r }) => ({ ...r, event: JSON.parse(body) as Record<string, unknown>, deliveries: bySeq.get(r.seq) ?? [] }));
+  }
+
+  async resend(lane: string, inboxSeqs: readonly number[]): Promise<number> {
+    if (inboxSeqs.length === 0) return 0;
+    const { rowCount } = await this.pool.query(
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = 0, last_error = NULL, error_code = NULL,
+              lease_owner = NULL, lease_until = NULL, updated_ms = $3
+        WHERE sink = $1 AND inbox_seq = ANY($2::bigint[]) AND status = 'delivered'`,
+      [lane, inboxSeqs, this.now()],
+    );
+    return rowCount ?? 0;
+  }
+
+  async appliedVersions(lane: string, orderKeys: readonly string[]): Promise<AppliedVersion[]> {
+    if (orderKeys.length === 0) return [];
+    const { rows } = await this.pool.query<AppliedVersion>(
+      'SELECT subject AS "orderKey", time_ms AS "timeMs", plantseq FROM subject_versions WHERE sink = $1 AND subject = ANY($2::text[])',
+      [lane, orderKeys],
+    );
+    return rows;
+  }
+
+  async addLedger(agent: string, plant: string, entries: readonly LedgerEntry[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const col = <T>(f: (e: LedgerEntry) => T) => entries.map(f);
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO ledger (plant, agent, source, id, type, subject, time_ms, status, received_ms)
+       SELECT $1, $2, source, id, type, subject, time_ms, status, $9
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS l(source, id, type, subject, time_ms, status)
+       ON CONFLICT (source, id) DO NOTHING`,
+      [plant, agent, col((e) => e.source), col((e) => e.id), col((e) => e.type), col((e) => e.subject), col((e) => e.timeMs), col((e) => e.status), this.now()],
+    );
+    return rowCount ?? 0;
+  }
+
+  async ledger(q: LedgerQuery): Promise<LedgerRow[]> {
+    const args: unknown[] = [q.afterSeq ?? 0, q.fromMs, q.toMs];
+    let plant = '';
+    if (q.plant !== undefined) {
+      args.push(q.plant);
+      plant = ` AND plant = $${args.length}`;
+    }
+    args.push(q.limit);
+    const { rows } = await this.pool.query<LedgerRow>(
+      `SELECT seq, plant, agent, source, id, type, subject, time_ms AS "timeMs", status, received_ms AS "receivedMs"
+         FROM ledger WHERE seq > $1 AND time_ms >= $2 AND time_ms < $3${plant} ORDER BY seq LIMIT $${args.length}`,
+      args,
+    );
+    return rows;
+  }
+
   async prune(cutoffMs: number): Promise<{ events: number; rejections: number }> {
     let events = 0;
     for (;;) {
@@ -417,6 +514,7 @@ export class PostgresStore implements RelayStore {
       if (n < PRUNE_SLICE) break;
     }
     const { rowCount } = await this.pool.query('DELETE FROM ingress_rejections WHERE received_ms < $1', [cutoffMs]);
+    await this.pool.query('DELETE FROM ledger WHERE received_ms < $1', [cutoffMs]);
     return { events, rejections: rowCount ?? 0 };
   }
 

@@ -42,6 +42,21 @@ const STEPS: readonly string[] = [
     seq bigserial PRIMARY KEY, agent text NOT NULL, plant text NOT NULL, event_id text, code text NOT NULL,
     reason text NOT NULL, body text NOT NULL, received_ms bigint NOT NULL);
   `,
+  // 2: the event trace (search by business key, sales order, correlation id) and the agents' ledgers.
+  `
+  ALTER TABLE inbox ADD COLUMN sales_order text;
+  CREATE INDEX inbox_subject ON inbox (subject);
+  CREATE INDEX inbox_correlation ON inbox (correlation_id);
+  CREATE INDEX inbox_sales_order ON inbox (sales_order) WHERE sales_order IS NOT NULL;
+  CREATE INDEX inbox_time ON inbox (time_ms);
+  CREATE INDEX deliveries_seq ON deliveries (inbox_seq);
+  CREATE TABLE ledger (
+    seq bigserial PRIMARY KEY, plant text NOT NULL, agent text NOT NULL, source text NOT NULL, id text NOT NULL,
+    type text NOT NULL, subject text NOT NULL, time_ms bigint NOT NULL, status text NOT NULL CHECK (status IN ('stored', 'dropped')),
+    received_ms bigint NOT NULL,
+    CONSTRAINT ledger_entry UNIQUE (source, id));
+  CREATE INDEX ledger_time ON ledger (time_ms);
+  `,
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

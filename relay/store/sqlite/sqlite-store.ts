@@ -7,9 +7,16 @@
  * lease: nothing else can take a delivery between `claim` and `record`. (Two relays on one
  * SQLite file are not supported; that is what the PostgreSQL store is for.)
  */
+import { InboxHistory } from '../../inbox/history.js';
 import { Inbox } from '../../inbox/inbox.js';
 import type {
+  AppliedVersion,
   ClaimedDelivery,
+  EventQuery,
+  LedgerEntry,
+  LedgerQuery,
+  LedgerRow,
+  TracedEvent,
   DeadLetterFilter,
   DeliveryBacklogRow,
   DeliveryDetail,
@@ -29,10 +36,12 @@ import type {
 export class SqliteStore implements RelayStore {
   readonly kind = 'sqlite' as const;
   readonly inbox: Inbox;
+  private readonly history: InboxHistory;
 
   /** Opens the inbox at `path`, or adapts an Inbox already open (tests that also look inside it). */
   constructor(pathOrInbox: string | Inbox, now?: () => number) {
     this.inbox = typeof pathOrInbox === 'string' ? new Inbox(pathOrInbox, now) : pathOrInbox;
+    this.history = new InboxHistory(this.inbox.db, this.inbox.now);
   }
 
   get open(): boolean {
@@ -82,6 +91,26 @@ export class SqliteStore implements RelayStore {
 
   async pendingByPlant(filter?: { types?: readonly string[]; sinks?: readonly string[] }): Promise<PlantPendingRow[]> {
     return this.inbox.pendingByPlant(filter);
+  }
+
+  async findEvents(query: EventQuery): Promise<TracedEvent[]> {
+    return this.history.findEvents(query);
+  }
+
+  async resend(lane: string, inboxSeqs: readonly number[]): Promise<number> {
+    return this.history.resend(lane, inboxSeqs);
+  }
+
+  async appliedVersions(lane: string, orderKeys: readonly string[]): Promise<AppliedVersion[]> {
+    return this.history.appliedVersions(lane, orderKeys);
+  }
+
+  async addLedger(agent: string, plant: string, entries: readonly LedgerEntry[]): Promise<number> {
+    return this.history.addLedger(agent, plant, entries);
+  }
+
+  async ledger(query: LedgerQuery): Promise<LedgerRow[]> {
+    return this.history.ledger(query);
   }
 
   async prune(cutoffMs: number): Promise<{ events: number; rejections: number }> {

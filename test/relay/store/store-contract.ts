@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CloudEventV1 } from '../../../protocols/events/envelope.js';
 import type { ClaimedDelivery, IngressRejection, RelayStore } from '../../../relay/store/store.js';
-import { milestoneEvent } from '../sinks/salesforce/fixtures.js';
+import { milestoneEvent, shipmentEvent } from '../sinks/salesforce/fixtures.js';
 
 export interface StoreUnderTest {
   store: RelayStore;
@@ -150,6 +150,80 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.counts()).toMatchObject({ events: 2, dead: 1, pending: 1 });
       // A pruned event is forgotten: sent again, it is stored (and delivered) again.
       expect(await put([milestoneEvent('WO-1', 'released', 1)])).toEqual({ stored: 1, duplicates: 0 });
+    });
+
+    it('finds events for the trace by work order, shipment, sales order, correlation id, event id and time, with every lane', async () => {
+      const wo1 = milestoneEvent('WO-1', 'released', 1, { salesOrder: 'SO-9' });
+      const wo1b = milestoneEvent('WO-1', 'started', 2, { salesOrder: 'SO-9' });
+      const wo2 = { ...milestoneEvent('WO-2', 'released', 3), correlationid: 'corr-42' };
+      const sh = shipmentEvent('SH-7', 'shipped', 4);
+      await put([wo1, wo1b, wo2, sh], ['crm', 'erp']);
+      const ids = async (key: string) => (await store.findEvents({ key, limit: 10 })).map((e) => e.id);
+      expect(await ids('WO-1')).toEqual([wo1.id, wo1b.id]);
+      expect(await ids('work-order/WO-1')).toEqual([wo1.id, wo1b.id]);
+      expect(await ids('SH-7')).toEqual([sh.id]);
+      expect(await ids('SO-9')).toEqual([wo1.id, wo1b.id]);
+      expect(await ids('SO-100')).toEqual([wo2.id, sh.id]);
+      expect(await ids('corr-42')).toEqual([wo2.id]);
+      expect(await ids(wo1b.id)).toEqual([wo1b.id]);
+      expect(await ids('nothing')).toEqual([]);
+
+      const [head] = await store.claim('crm', 1);
+      now += 250;
+      await store.record('crm', [delivered(head!, ['a0X1'])]);
+      const [traced] = await store.findEvents({ key: wo1.id, limit: 1 });
+      expect(traced).toMatchObject({ id: wo1.id, plant: 'P1', agent: 'agent-1', receivedMs: 1_000_000, salesOrder: 'SO-9', correlationId: wo1.correlationid });
+      expect(traced!.event).toEqual(wo1);
+      expect(traced!.deliveries).toEqual([
+        { lane: 'crm', status: 'delivered', attempts: 1, updatedMs: 1_000_250, nextAttemptMs: 0, recordIds: ['a0X1'], lastError: null, errorCode: null },
+        { lane: 'erp', status: 'pending', attempts: 0, updatedMs: 1_000_000, nextAttemptMs: 0, recordIds: [], lastError: null, errorCode: null },
+      ]);
+
+      const t = (e: { time: string }) => Date.parse(e.time);
+      const window = await store.findEvents({ fromMs: t(wo1b), toMs: t(sh), limit: 10 });
+      expect(window.map((e) => e.id)).toEqual([wo1b.id, wo2.id]);
+      const page1 = await store.findEvents({ limit: 2 });
+      const page2 = await store.findEvents({ afterSeq: page1.at(-1)!.seq, limit: 2 });
+      expect([...page1, ...page2].map((e) => e.id)).toEqual([wo1.id, wo1b.id, wo2.id, sh.id]);
+      expect(await store.findEvents({ plant: 'P2', limit: 10 })).toEqual([]);
+    });
+
+    it('resends delivered deliveries (only those) in subject order, and reports applied versions', async () => {
+      const a = milestoneEvent('WO-1', 'released', 1);
+      const b = milestoneEvent('WO-1', 'started', 2);
+      await put([a, b], ['crm']);
+      for (let i = 0; i < 2; i++) {
+        const [d] = await store.claim('crm', 5);
+        await store.record('crm', [delivered(d!)]);
+      }
+      expect(await store.appliedVersions('crm', ['P1/work-order/WO-1', 'P1/work-order/WO-9'])).toEqual([
+        { orderKey: 'P1/work-order/WO-1', timeMs: Date.parse(b.time), plantseq: b.plantseq },
+      ]);
+      const seqs = (await store.findEvents({ key: 'WO-1', limit: 5 })).map((e) => e.seq);
+      expect(await store.resend('crm', seqs)).toBe(2);
+      expect(await store.resend('crm', seqs)).toBe(0); // already pending
+      const claimed = await store.claim('crm', 5);
+      expect(claimed.map((d) => d.inboxSeq)).toEqual([seqs[0]]); // the subject's oldest first
+      expect(claimed[0]!.stale).toBe(true); // older than the applied version: per-event records only
+      await store.record('crm', [delivered(claimed[0]!)]);
+      const next = await store.claim('crm', 5);
+      expect(next.map((d) => [d.inboxSeq, d.stale])).toEqual([[seqs[1], false]]); // the applied version itself is not stale
+    });
+
+    it('keeps agents\' ledgers idempotently and lists them by event time and plant', async () => {
+      const entry = (id: string, timeMs: number, status: 'stored' | 'dropped' = 'stored') => ({ id, source: '/plantlink/plants/P1/sources/s', type: 't', subject: 'work-order/WO-1', timeMs, status });
+      expect(await store.addLedger('agent-1', 'P1', [entry('e1', 100), entry('e2', 200), entry('e3', 300, 'dropped')])).toBe(3);
+      expect(await store.addLedger('agent-1', 'P1', [entry('e2', 200), entry('e4', 400)])).toBe(1);
+      await store.addLedger('agent-2', 'P2', [{ ...entry('e9', 150), source: '/plantlink/plants/P2/sources/s' }]);
+      const rows = await store.ledger({ fromMs: 100, toMs: 400, limit: 10 });
+      expect(rows.map((r) => [r.id, r.plant, r.status])).toEqual([['e1', 'P1', 'stored'], ['e2', 'P1', 'stored'], ['e3', 'P1', 'dropped'], ['e9', 'P2', 'stored']]);
+      expect(rows[0]).toMatchObject({ agent: 'agent-1', receivedMs: 1_000_000, type: 't', subject: 'work-order/WO-1', timeMs: 100 });
+      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, limit: 10 })).map((r) => r.id)).toEqual(['e1', 'e2', 'e3', 'e4']);
+      const first = await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, limit: 2 });
+      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, afterSeq: first.at(-1)!.seq, limit: 10 })).map((r) => r.id)).toEqual(['e3', 'e4']);
+      now += 10_000;
+      await store.prune(now - 5_000);
+      expect(await store.ledger({ fromMs: 0, toMs: 1000, limit: 10 })).toEqual([]);
     });
 
     it('says it is closed once closed', async () => {
