@@ -136,6 +136,7 @@ export class Relay {
       store: this.store,
       agents: () => this.agentsView(),
       totals: () => this.metrics.totals,
+      latency: () => this.metrics.agentToSink.lastHour(),
       onReplay: (replayed) => {
         this.metrics.replays(replayed);
         this.workers.forEach((w) => w.wake());

@@ -6,6 +6,7 @@
  *   GET  /console/                              the single-page app (needs a session)
  *   GET  /console/app.js, /console/app.css      its bundle (no secrets; open)
  *   GET  /console/api/{session,agents,throughput,dead-letters,audit}   viewer
+ *   GET  /console/api/trace?key=WO-1001[&plant=P1]                     viewer
  *   POST /console/api/replay                    operator; audited in console.sqlite
  *
  * Invariants
@@ -28,7 +29,9 @@ import type { ConsoleConfig } from './config.js';
 import { causeOf, group, impactOf, listDeadLetters, matches, MAX_LISTED, type ConsoleFilter } from './dead-letters.js';
 import { loginPage, shellPage } from './pages.js';
 import { Sessions, safeEqual, type Session } from './sessions.js';
+import type { LatencyMinute } from '../metrics/latency-window.js';
 import { Throughput, type ThroughputTotals } from './throughput.js';
+import { trace } from './trace.js';
 
 export const CONSOLE_PREFIX = '/console';
 const SESSION_COOKIE = 'plantlink_console';
@@ -59,6 +62,8 @@ export interface WebConsoleDeps {
   agents: () => Promise<unknown>;
   /** Running totals of events stored, delivered and dead-lettered (RelayMetrics.totals). */
   totals: () => ThroughputTotals;
+  /** Agent-to-sink latency per minute, last hour (RelayMetrics.agentToSink). */
+  latency: () => LatencyMinute[];
   /** After a replay, so the delivery workers pick the events up at once. */
   onReplay: (replayed: number) => void;
   logger: Logger;
@@ -196,7 +201,10 @@ export class WebConsole {
       return this.json(res, 200, { name: session.name, role: session.role, csrf: session.csrf, expiresMs: session.expiresMs });
     }
     if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/agents`) return this.json(res, 200, { agents: await this.deps.agents(), nowMs: Date.now() });
-    if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/throughput`) return this.json(res, 200, { minutes: this.throughput.lastHour() });
+    if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/throughput`) return this.json(res, 200, { minutes: this.throughput.lastHour(), latency: this.deps.latency() });
+    if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/trace`) {
+      return this.json(res, 200, await trace(this.deps.store, url.searchParams.get('key') ?? '', url.searchParams.get('plant') || undefined));
+    }
     if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/dead-letters`) return this.json(res, 200, group(await listDeadLetters(this.deps.store)));
     if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/audit`) return this.json(res, 200, { audit: this.auditLog().list(100) });
     if (method === 'POST' && path === `${CONSOLE_PREFIX}/api/replay`) return this.replay(req, res, session);

@@ -13,6 +13,7 @@
  *   step, instead of every subject hammering a down CRM.
  */
 import { backoffMs, describeError, TransientError } from '../../protocols/errors.js';
+import { readTimeMs } from '../metrics/latency-window.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 import type { Logger } from '../../protocols/log.js';
 import { Inbox } from '../inbox/inbox.js';
@@ -26,8 +27,8 @@ import type { DeliveryConfig } from './config.js';
  * counters). Called after the outcomes are committed; must be cheap and must not throw.
  */
 export interface DeliveryMetrics {
-  /** `eventTimeMs`: the event's own time, for plant-to-sink latency. */
-  delivered(eventTimeMs: number): void;
+  /** `eventTimeMs`: the event's own time, for plant-to-sink latency; `readTimeMs`: when the agent read it, for agent-to-sink latency. */
+  delivered(eventTimeMs: number, readTimeMs: number): void;
   /** `errorClass`: `throttled` (the API said when to come back) or `transient`. */
   retried(errorClass: string): void;
   /** `errorClass`: the permanent error's code, e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION. */
@@ -203,7 +204,7 @@ export class SinkWorker {
       const ctx = { sink: this.sink.name, id: event.id, correlationid: event.correlationid, subject: event.subject };
       if (r.kind === 'delivered') {
         this.counters.delivered++;
-        this.metrics?.delivered(r.d.timeMs);
+        this.metrics?.delivered(r.d.timeMs, readTimeMs(event));
         this.logger.debug({ ...ctx, recordIds: r.recordIds, stale: r.stale }, 'event delivered');
         this.onDelivered?.(event, r.recordIds);
       } else if (r.kind === 'dead') {

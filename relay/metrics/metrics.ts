@@ -15,6 +15,7 @@
  *
  * The metric names are listed in relay/metrics/README.md.
  */
+import { LatencyWindow } from './latency-window.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ScrapeCache } from '../../protocols/scrape-cache.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../protocols/events/production-milestone.v1.js';
@@ -64,9 +65,12 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
   private storeFigures: { backlog: DeliveryBacklogRow[]; pending: PlantPendingRow[] } = { backlog: [], pending: [] };
   /** Running totals since start, as plain numbers (the console's per-minute chart samples them). */
   readonly totals = { stored: 0, delivered: 0, deadLettered: 0 };
+  /** Agent-to-sink latency per minute (the console's chart). */
+  readonly agentToSink: LatencyWindow;
 
   constructor(private readonly deps: RelayMetricsDeps) {
     this.now = deps.now ?? Date.now;
+    this.agentToSink = new LatencyWindow(this.now);
     this.crmSinks = deps.sinks.filter((s) => CRM_KINDS.has(s.kind)).map((s) => s.name);
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -135,11 +139,13 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
       return c;
     };
     return {
-      delivered: (eventTimeMs) => {
+      delivered: (eventTimeMs, readTimeMs) => {
         delivered.inc();
         this.totals.delivered++;
+        const now = this.now();
         // A plant clock ahead of ours would give a negative latency: count it as immediate.
-        latency.observe(Math.max(0, this.now() - eventTimeMs) / 1000);
+        latency.observe(Math.max(0, now - eventTimeMs) / 1000);
+        this.agentToSink.record(now - readTimeMs);
       },
       retried: (errorClass) => child('retried', errorClass).inc(),
       deadLettered: (errorClass) => {

@@ -79,10 +79,40 @@ function ThroughputChart({ minutes }) {
   return html`<div ref=${box} class="chart" data-testid="throughput-chart"></div>`;
 }
 
+function LatencyChart({ minutes }) {
+  const box = useRef(null);
+  const chart = useRef(null);
+  useEffect(() => {
+    if (!minutes) return;
+    const data = [minutes.map((m) => m.minuteMs / 1000), minutes.map((m) => m.p50), minutes.map((m) => m.p95)];
+    if (!chart.current) {
+      const width = Math.max(320, box.current.clientWidth - 8);
+      chart.current = new uPlot(
+        {
+          width,
+          height: 200,
+          scales: { y: { range: (_u, _min, max) => [0, Math.max(50, (max ?? 0) * 1.1)] } },
+          axes: [{}, { label: 'ms, agent read to sink confirmed' }],
+          series: [
+            {},
+            { label: 'p50', stroke: '#16a34a', width: 2, points: { show: true, size: 4 }, spanGaps: false },
+            { label: 'p95', stroke: '#d97706', width: 2, points: { show: true, size: 4 }, spanGaps: false },
+          ],
+        },
+        data,
+        box.current,
+      );
+    } else chart.current.setData(data);
+  }, [minutes]);
+  useEffect(() => () => chart.current?.destroy(), []);
+  return html`<div ref=${box} class="chart" data-testid="latency-chart"></div>`;
+}
+
 export function AgentsPage() {
   const [agents, agentsError] = usePoll('/api/agents', 5000);
   const [throughput, throughputError] = usePoll('/api/throughput', 10000);
   const now = agents?.nowMs ?? Date.now();
+  const lastLatency = throughput?.latency?.filter((m) => m.count > 0).at(-1);
   const total = throughput?.minutes.reduce((t, m) => ({ stored: t.stored + m.stored, delivered: t.delivered + m.delivered }), { stored: 0, delivered: 0 });
   return html`
     <h1>Plants and agents</h1>
@@ -93,6 +123,11 @@ export function AgentsPage() {
       <h2>Throughput, last hour ${total && html`<span class="muted small">${total.stored} stored, ${total.delivered} delivered</span>`}</h2>
       ${throughputError && html`<p class="error">${throughputError}</p>`}
       <${ThroughputChart} minutes=${throughput?.minutes} />
+    </section>
+    <section class="card">
+      <h2>Agent-to-CRM latency, last hour ${lastLatency && html`<span class="muted small" data-testid="latency-now">last minute with deliveries: p50 ${lastLatency.p50} ms, p95 ${lastLatency.p95} ms, ${lastLatency.count} delivered</span>`}</h2>
+      <p class="muted small">From the moment the agent read the fact at its source to the sink confirming the write, per minute (all sinks).</p>
+      <${LatencyChart} minutes=${throughput?.latency} />
     </section>
   `;
 }

@@ -6,10 +6,12 @@ import { api, setCsrf } from './api.js';
 import { AgentsPage } from './agents.js';
 import { DeadLettersPage } from './dead-letters.js';
 import { AuditPage } from './audit.js';
+import { TracePage } from './trace.js';
 import './styles.css';
 
 const PAGES = [
   { path: '#/agents', title: 'Plants and agents', component: AgentsPage },
+  { path: '#/trace', title: 'Event trace', component: TracePage },
   { path: '#/dead-letters', title: 'Dead letters', component: DeadLettersPage },
   { path: '#/audit', title: 'Replay audit', component: AuditPage },
 ];
@@ -38,7 +40,8 @@ function App() {
   }, []);
   if (error) return html`<p class="error">${error}</p>`;
   if (!session) return html`<p class="muted pad">Loading…</p>`;
-  const page = PAGES.find((p) => p.path === hash) ?? PAGES[0];
+  // A page's own query (#/trace?key=WO-1) does not change the page.
+  const page = PAGES.find((p) => p.path === hash.split('?')[0]) ?? PAGES[0];
   const logout = async () => {
     await api('/logout', { method: 'POST', body: {} }).catch(() => undefined);
     window.location.assign('/console/login');
