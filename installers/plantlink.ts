@@ -12,6 +12,8 @@
  *   relay health --config FILE      exit 0 when the running relay is ready (container HEALTHCHECK)
  *   relay dead-letters --config FILE [--replay all|SEQ] [--sink NAME]
  *   relay agents --config FILE [--url URL] [--json]  connected agents, backlog and lag (asks the running relay)
+ *   relay reconcile --day YYYY-MM-DD [--plant P] [--sink S] [--no-verify] [--repair] [--json]
+ *                                                    ledgers vs sink confirmations vs the targets (asks the running relay)
  *   demo                            everything on loopback with a simulated plant and CRM
  *   --version                       the version (the single executable's smoke test)
  */
@@ -255,6 +257,57 @@ relay
     function fail(message: string, code = 2): void {
       process.stderr.write(`${message}\n`);
       process.exitCode = code;
+    }
+  });
+relay
+  .command('reconcile')
+  .description(
+    'Compare, for one day (UTC, by event time), the agents\' ledgers, what each sink confirmed and (by default) what the targets hold, read back by external id. Lists missing, duplicated and stale records per order; --repair re-sends what is missing or stale and deletes duplicates. Asks the running relay (viewer token; --repair needs an operator token). Exit code 1 when drift is found.',
+  )
+  .requiredOption('--day <YYYY-MM-DD>', 'the day to reconcile (UTC)')
+  .option('--plant <plant>', 'only this plant')
+  .option('--sink <lane>', 'only this sink (or route lane `<sink>:<route>`)')
+  .option('--no-verify', 'do not read the targets back; compare the ledgers with the sinks\' confirmations only')
+  .option('--repair', 'repair what the report finds (operator token)')
+  .option('-c, --config <file>', 'relay config (YAML): where the relay listens')
+  .option('--url <url>', 'the relay\'s HTTP API (default: from --config)')
+  .option('--token <token>', 'API token; prefer the environment variable PLANTLINK_API_TOKEN')
+  .option('--ca <file>', 'PEM certificate(s) to trust for https besides the system CAs (default with --config: the relay\'s own certificate)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { day: string; plant?: string; sink?: string; verify: boolean; repair?: boolean; config?: string; url?: string; token?: string; ca?: string; json?: boolean }) => {
+    const config = opts.config ? loadOrExit(opts.config, (f) => loadConfigFile(f, RelayConfig)) : undefined;
+    const token = opts.token ?? process.env.PLANTLINK_API_TOKEN;
+    const fail = (message: string, code = 2): void => {
+      process.stderr.write(`${message}\n`);
+      process.exitCode = code;
+    };
+    if (!config && !opts.url) return fail('say which relay: --config FILE or --url URL');
+    if (!token) return fail('an API token is needed: set PLANTLINK_API_TOKEN (or --token); issue one with `plantlink relay add-api-token`');
+    const { apiGet, apiPost, relayApiUrl } = await import('../relay/api/client.js');
+    const { formatReport, formatRepair } = await import('../relay/reconcile/report-table.js');
+    type Report = import('../relay/reconcile/reconcile.js').ReconcileReport;
+    type Repair = import('../relay/reconcile/reconcile.js').RepairResult;
+    const caFiles = opts.ca ? [opts.ca] : config?.relay.listen.tls ? [config.relay.listen.tls.certFile] : [];
+    // Reading a day back from a CRM takes a while: one call per 100-200 records.
+    const client = { baseUrl: opts.url ?? relayApiUrl(config!), token, caFiles, timeoutMs: 300_000 };
+    try {
+      if (opts.repair) {
+        const body = { day: opts.day, ...(opts.plant ? { plant: opts.plant } : {}), ...(opts.sink ? { lane: opts.sink } : {}) };
+        const { report, repair } = await apiPost<{ report: Report; repair: Repair }>(client, '/v1/reconcile/repair', body);
+        process.stdout.write(opts.json ? `${JSON.stringify({ report, repair }, null, 2)}\n` : `${formatReport(report)}\n${formatRepair(repair)}`);
+        if (repair.errors.length) process.exitCode = 1;
+        return;
+      }
+      const q = new URLSearchParams({ day: opts.day });
+      if (opts.plant) q.set('plant', opts.plant);
+      if (opts.sink) q.set('lane', opts.sink);
+      if (!opts.verify) q.set('verify', 'false');
+      const report = await apiGet<Report>(client, `/v1/reconcile?${q}`);
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+      const drift = report.findings.some((f) => f.kind !== 'pending');
+      if (drift) process.exitCode = 1;
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e), 1);
     }
   });
 relay

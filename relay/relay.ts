@@ -17,6 +17,7 @@ import { SinkWorker } from './delivery/sink-worker.js';
 import { operatorApi } from './api/operator-api.js';
 import { AgentTracker } from './agents/agent-tracker.js';
 import { WebConsole } from './console/console.js';
+import { Reconciler } from './reconcile/reconcile.js';
 import { metricsNeedToken } from './metrics/config.js';
 import { RelayMetrics } from './metrics/metrics.js';
 import type { Inbox } from './inbox/inbox.js';
@@ -115,7 +116,11 @@ export class Relay {
     );
     const tls = config.relay.listen.tls;
     this.tls = Boolean(tls);
+    const reconciler = new Reconciler({ store: this.store, sinks: this.sinks, retentionHours: config.relay.retentionHours });
+    const wakeAll = () => this.workers.forEach((w) => w.wake());
     const api = operatorApi({
+      reconciler,
+      onResend: wakeAll,
       config: config.api,
       store: this.store,
       status: async () => ({ ...this.status(), counts: await this.store.counts() }),
@@ -137,6 +142,8 @@ export class Relay {
       agents: () => this.agentsView(),
       totals: () => this.metrics.totals,
       latency: () => this.metrics.agentToSink.lastHour(),
+      reconciler,
+      onResend: wakeAll,
       onReplay: (replayed) => {
         this.metrics.replays(replayed);
         this.workers.forEach((w) => w.wake());

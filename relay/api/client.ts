@@ -36,33 +36,52 @@ export interface ApiClientOptions {
 
 /** GETs `path` and parses the JSON answer; throws ApiError with the relay's reason otherwise. */
 export function apiGet<T>(options: ApiClientOptions, path: string): Promise<T> {
+  return apiCall<T>(options, 'GET', path);
+}
+
+/** POSTs `body` as JSON to `path` and parses the JSON answer. */
+export function apiPost<T>(options: ApiClientOptions, path: string, body: unknown): Promise<T> {
+  return apiCall<T>(options, 'POST', path, body);
+}
+
+function apiCall<T>(options: ApiClientOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const url = new URL(path, options.baseUrl);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
   const https = url.protocol === 'https:';
   const ca = https && options.caFiles?.length ? [...rootCertificates, ...options.caFiles.map((f) => readFileSync(f, 'utf8'))] : undefined;
   return new Promise<T>((resolve, reject) => {
     const req = (https ? httpsRequest : httpRequest)(
       url,
-      { method: 'GET', headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' }, timeout: options.timeoutMs ?? 10_000, ...(ca ? { ca } : {}) },
+      {
+        method,
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          accept: 'application/json',
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        },
+        timeout: options.timeoutMs ?? 10_000,
+        ...(ca ? { ca } : {}),
+      },
       (res) => {
-        let body = '';
+        let text = '';
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
+        res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           let json: unknown;
           try {
-            json = JSON.parse(body);
+            json = JSON.parse(text);
           } catch {
             json = undefined;
           }
           if (status >= 200 && status < 300 && json !== undefined) return resolve(json as T);
-          const reason = (json as { error?: string } | undefined)?.error ?? body.trim().slice(0, 300);
+          const reason = (json as { error?: string } | undefined)?.error ?? text.trim().slice(0, 300);
           reject(new ApiError(`relay API ${url.pathname}: HTTP ${status}${reason ? `: ${reason}` : ''}`, status));
         });
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs ?? 10_000} ms`)));
     req.on('error', (e) => reject(new ApiError(`cannot reach the relay API at ${url.origin}: ${e.message}`, undefined)));
-    req.end();
+    req.end(payload);
   });
 }

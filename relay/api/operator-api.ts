@@ -11,6 +11,11 @@
  *   GET  /v1/dead-letters/{sink}/{seq}              viewer   one, with its event
  *   POST /v1/dead-letters/replay {sink?, seq?, code?, subject?, plant?, correlationId?, all?}
  *                                                   operator replay (audited in the log)
+ *   GET  /v1/trace?key=WO-1001[&plant=P1]           viewer   an event's path, hop by hop (relay/console/trace.ts)
+ *   GET  /v1/reconcile?day=YYYY-MM-DD[&plant=&lane=&verify=false]
+ *                                                   viewer   reconciliation report (relay/reconcile)
+ *   POST /v1/reconcile/repair {day, plant?, lane?}  operator reconcile, then re-send what is missing or stale and
+ *                                                            delete duplicates (audited in the log)
  *
  * Access is by bearer token from `api.tokens` (stored as SHA-256 hashes, each with a role);
  * with no tokens configured only the health endpoints (and an open /metrics) answer. Request
@@ -20,6 +25,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../../protocols/log.js';
+import { PermanentError, TransientError } from '../../protocols/errors.js';
+import { trace } from '../console/trace.js';
+import type { Reconciler } from '../reconcile/reconcile.js';
 import type { DeadLetterFilter, RelayStore } from '../store/store.js';
 
 export const ApiToken = z
@@ -37,6 +45,13 @@ export const ApiConfig = z
 export type ApiConfig = z.infer<typeof ApiConfig>;
 
 const MAX_BODY_BYTES = 16 * 1024;
+
+/** Reconciliation errors that are the request's fault (the rest come from the targets). */
+const BAD_REQUEST_CODES = new Set(['bad_day', 'day_out_of_retention', 'unknown_lane']);
+
+const RepairRequest = z
+  .object({ day: z.string(), plant: z.string().min(1).optional(), lane: z.string().min(1).optional() })
+  .strict();
 
 const ReplayRequest = z
   .object({
@@ -62,6 +77,10 @@ export interface OperatorApiDeps {
   metrics?: { requireToken: boolean; scrape: () => Promise<{ contentType: string; body: string }> };
   /** Called after a replay so the delivery workers pick the events up at once. */
   onReplay: (replayed: number) => void;
+  /** Reconciliation; absent: 404. */
+  reconciler?: Reconciler;
+  /** Called after a repair re-sent deliveries, so the workers take them at once. */
+  onResend?: () => void;
   logger: Logger;
 }
 
@@ -149,6 +168,42 @@ export function operatorApi(deps: OperatorApiDeps) {
       if (replayed > 0) deps.onReplay(replayed);
       return send(res, 200, { replayed });
     }
+    if (req.method === 'GET' && path === '/v1/trace') {
+      return send(res, 200, await trace(deps.store, q.get('key') ?? '', q.get('plant') || undefined));
+    }
+    if (deps.reconciler && req.method === 'GET' && path === '/v1/reconcile') {
+      const reconciler = deps.reconciler;
+      return answer(res, () => reconciler.reconcile({ day: q.get('day') ?? '', plant: q.get('plant') || undefined, lane: q.get('lane') || undefined, verify: q.get('verify') !== 'false' }));
+    }
+    if (deps.reconciler && req.method === 'POST' && path === '/v1/reconcile/repair') {
+      if (caller.role !== 'operator') return send(res, 403, { error: `${caller.name} is a viewer; repair needs the operator role` });
+      let body;
+      try {
+        body = RepairRequest.parse(await readJson(req));
+      } catch (e) {
+        return send(res, 400, { error: `bad repair request: ${e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}` });
+      }
+      const reconciler = deps.reconciler;
+      const request = body;
+      return answer(res, async () => {
+        const report = await reconciler.reconcile({ ...request, verify: true });
+        const repair = await reconciler.repair(report);
+        deps.logger.warn({ audit: 'reconcile-repair', by: caller.name, request, resent: repair.resent, deleted: repair.deleted, errors: repair.errors }, 'reconciliation repair');
+        if (repair.resent.some((r) => r.events > 0)) deps.onResend?.();
+        return { report, repair };
+      });
+    }
     return send(res, 404, { error: 'not found' });
   };
+
+  /** Runs `work` and answers its result; a bad request is 400, a target that cannot be reached 502. */
+  async function answer(res: ServerResponse, work: () => Promise<unknown>): Promise<void> {
+    try {
+      send(res, 200, await work());
+    } catch (e) {
+      if (e instanceof PermanentError && BAD_REQUEST_CODES.has(e.code ?? '')) return send(res, 400, { error: e.message });
+      if (e instanceof PermanentError || e instanceof TransientError) return send(res, 502, { error: `the target refused or did not answer: ${e.message}` });
+      throw e;
+    }
+  }
 }

@@ -7,6 +7,8 @@
  *   GET  /console/app.js, /console/app.css      its bundle (no secrets; open)
  *   GET  /console/api/{session,agents,throughput,dead-letters,audit}   viewer
  *   GET  /console/api/trace?key=WO-1001[&plant=P1]                     viewer
+ *   GET  /console/api/reconcile?day=YYYY-MM-DD[&plant=&lane=&verify=false]  viewer
+ *   POST /console/api/reconcile/repair {day, plant?, lane?}            operator; audited in console.sqlite
  *   POST /console/api/replay                    operator; audited in console.sqlite
  *
  * Invariants
@@ -20,7 +22,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { PermanentError, TransientError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
+import { REPAIRABLE, type Reconciler } from '../reconcile/reconcile.js';
 import type { ApiConfig } from '../api/operator-api.js';
 import type { RelayStore } from '../store/store.js';
 import { consoleAssets } from './assets.js';
@@ -52,6 +56,19 @@ const ReplayRequest = z.union([
     .strict(),
 ]);
 
+const RepairRequest = z.object({ day: z.string(), plant: z.string().min(1).optional(), lane: z.string().min(1).optional() }).strict();
+
+/** Reconciliation's request errors as 400, a target that refused or did not answer as 502. */
+async function reconcileCall<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (e instanceof PermanentError && ['bad_day', 'day_out_of_retention', 'unknown_lane'].includes(e.code)) throw new HttpError(400, e.message);
+    if (e instanceof PermanentError || e instanceof TransientError) throw new HttpError(502, `the target refused or did not answer: ${e.message}`);
+    throw e;
+  }
+}
+
 export interface WebConsoleDeps {
   config: ConsoleConfig;
   tokens: ApiConfig['tokens'];
@@ -66,6 +83,9 @@ export interface WebConsoleDeps {
   latency: () => LatencyMinute[];
   /** After a replay, so the delivery workers pick the events up at once. */
   onReplay: (replayed: number) => void;
+  reconciler?: Reconciler;
+  /** After a repair re-sent deliveries. */
+  onResend?: () => void;
   logger: Logger;
   now?: () => number;
 }
@@ -208,6 +228,12 @@ export class WebConsole {
     if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/dead-letters`) return this.json(res, 200, group(await listDeadLetters(this.deps.store)));
     if (method === 'GET' && path === `${CONSOLE_PREFIX}/api/audit`) return this.json(res, 200, { audit: this.auditLog().list(100) });
     if (method === 'POST' && path === `${CONSOLE_PREFIX}/api/replay`) return this.replay(req, res, session);
+    if (this.deps.reconciler && method === 'GET' && path === `${CONSOLE_PREFIX}/api/reconcile`) {
+      const reconciler = this.deps.reconciler;
+      const p = url.searchParams;
+      return this.json(res, 200, await reconcileCall(() => reconciler.reconcile({ day: p.get('day') ?? '', plant: p.get('plant') || undefined, lane: p.get('lane') || undefined, verify: p.get('verify') !== 'false' })));
+    }
+    if (this.deps.reconciler && method === 'POST' && path === `${CONSOLE_PREFIX}/api/reconcile/repair`) return this.repair(req, res, session, this.deps.reconciler);
     throw new HttpError(404, 'not found');
   }
 
@@ -257,6 +283,27 @@ export class WebConsole {
     this.deps.logger.warn({ audit: 'replay', via: 'console', by: session.name, request: body, matched: targets.length, replayed }, 'dead letters replayed');
     if (replayed > 0) this.deps.onReplay(replayed);
     this.json(res, 200, { replayed, matched: targets.length, audit: row });
+  }
+
+  private async repair(req: IncomingMessage, res: ServerResponse, session: Session, reconciler: Reconciler): Promise<void> {
+    if (session.role !== 'operator') throw new HttpError(403, `${session.name} is a viewer; repair needs the operator role`);
+    let request: z.infer<typeof RepairRequest>;
+    try {
+      request = RepairRequest.parse(JSON.parse((await readBody(req)) || '{}'));
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      throw new HttpError(400, `bad repair request: ${e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}`);
+    }
+    const { report, repair } = await reconcileCall(async () => {
+      const report = await reconciler.reconcile({ ...request, verify: true });
+      return { report, repair: await reconciler.repair(report) };
+    });
+    const resent = repair.resent.reduce((n, r) => n + r.events, 0);
+    const deleted = repair.deleted.reduce((n, d) => n + d.ids.length, 0);
+    const row = this.auditLog().record({ by: session.name, role: session.role, request: { repair: request }, matched: report.findings.filter((f) => REPAIRABLE.has(f.kind)).length, replayed: resent + deleted });
+    this.deps.logger.warn({ audit: 'reconcile-repair', via: 'console', by: session.name, request, resent: repair.resent, deleted: repair.deleted, errors: repair.errors }, 'reconciliation repair');
+    if (resent > 0) this.deps.onResend?.();
+    this.json(res, 200, { report, repair, audit: row });
   }
 
   private async select(filter: ConsoleFilter & { all?: true | undefined }): Promise<{ sink: string; seq: number }[]> {

@@ -51,7 +51,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const mes = new MesFileExporter(join(dir, 'mes-drop'));
   const relayPort = await freePort();
   const agentMetricsPort = await freePort();
-  const { relayFile, agentFile } = writeStackConfigs(dir, {
+  const { relayFile, agentFile, operatorToken } = writeStackConfigs(dir, {
     opcuaEndpoint: plant.endpointUrl,
     nodeIds: (line) => plant.nodeIdsFor(line),
     lines,
@@ -69,6 +69,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   out(`  ERP emulator     ${erp.url}   (NetSuite REST: work orders released and completed, shipments)`);
   out(`  relay            ws://127.0.0.1:${relayPort}/v1/uplink   config ${relayFile}`);
   out(`  agent            config ${agentFile}`);
+  out(colour(1, `  web console      http://127.0.0.1:${relayPort}/console/   log in as "demo" with token ${operatorToken}`));
   out(`  relay metrics    http://127.0.0.1:${relayPort}/metrics   (also /healthz, /readyz)`);
   out(`  agent metrics    http://127.0.0.1:${agentMetricsPort}/metrics`);
   out(`  logs             ${join(dir, 'relay.log')}, ${join(dir, 'agent.log')}`);

@@ -8,8 +8,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ERP_SHIPMENT_MAP } from './erp/shipment-map.js';
+import { randomBytes } from 'node:crypto';
 import { MES_CSV_FORMAT, MES_MILESTONE_MAP } from './mes/mes-file-exporter.js';
-import { issueToken } from '../../relay/ingress/agent-auth.js';
+import { hashToken, issueToken } from '../../relay/ingress/agent-auth.js';
 import { defaultNetSuiteMappings } from '../../relay/sinks/netsuite/index.js';
 import { defaultSalesforceMappings } from '../../relay/sinks/salesforce/index.js';
 
@@ -44,6 +45,8 @@ export async function freePort(): Promise<number> {
 
 export function writeStackConfigs(dir: string, ports: StackPorts, options: { fastRetries?: boolean; logLevel?: string } = {}) {
   const { token, tokenHash } = issueToken('demo-agent');
+  // The console's (and operator API's) login for the demo: name `demo`, this token.
+  const operatorToken = `plk_${randomBytes(24).toString('base64url')}`;
   const relay = {
     relay: { dataDir: join(dir, 'relay-data'), listen: { host: '127.0.0.1', port: ports.relayPort } },
     ingress: { heartbeatMs: 2000 },
@@ -80,6 +83,9 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
         : []),
     ],
     delivery: options.fastRetries ? { batchSize: 50, backoff: { initialMs: 100, maxMs: 1000 }, pollMs: 200 } : { batchSize: 50 },
+    api: { tokens: [{ name: 'demo', role: 'operator', tokenHash: hashToken(operatorToken) }] },
+    // Loopback only, so the figures stay open to curl and the demo test's scrape.
+    metrics: { requireToken: false },
     log: { level: options.logLevel ?? 'info' },
   };
   const agent = {
@@ -139,5 +145,5 @@ export function writeStackConfigs(dir: string, ports: StackPorts, options: { fas
   const agentFile = join(dir, 'agent.yaml');
   writeFileSync(relayFile, `# plantlink relay (generated for a loopback stack)\n${stringify(relay)}`);
   writeFileSync(agentFile, `# plantlink agent (generated for a loopback stack)\n${stringify(agent)}`, { mode: 0o600 });
-  return { relayFile, agentFile, relay, agent };
+  return { relayFile, agentFile, relay, agent, operatorToken };
 }

@@ -7,13 +7,15 @@ import { AgentsPage } from './agents.js';
 import { DeadLettersPage } from './dead-letters.js';
 import { AuditPage } from './audit.js';
 import { TracePage } from './trace.js';
+import { ReconcilePage } from './reconcile.js';
 import './styles.css';
 
 const PAGES = [
   { path: '#/agents', title: 'Plants and agents', component: AgentsPage },
   { path: '#/trace', title: 'Event trace', component: TracePage },
   { path: '#/dead-letters', title: 'Dead letters', component: DeadLettersPage },
-  { path: '#/audit', title: 'Replay audit', component: AuditPage },
+  { path: '#/reconcile', title: 'Reconciliation', component: ReconcilePage },
+  { path: '#/audit', title: 'Audit', component: AuditPage },
 ];
 
 function useHash() {

@@ -1,0 +1,42 @@
+/**
+ * Whether a record in the target still says what we last wrote. Targets give values back in
+ * their own types and formats: HubSpot returns every property as a string, Salesforce a
+ * datetime as `2026-11-23T10:00:00.000+0000` where we wrote `...Z`, NetSuite numbers as
+ * numbers. So values are compared by meaning: numbers as numbers, times as instants,
+ * booleans as booleans, the rest as text.
+ */
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Salesforce's `+0000` offset is not one Date.parse reads everywhere: made `+00:00`. */
+function instant(v: string): number | undefined {
+  if (!ISO_TIME.test(v)) return undefined;
+  const t = Date.parse(v.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
+  return Number.isFinite(t) ? t : undefined;
+}
+
+export function sameValue(expected: unknown, found: unknown): boolean {
+  if (expected === found) return true;
+  if (expected === undefined || expected === null) return found === undefined || found === null || found === '';
+  if (found === undefined || found === null) return false;
+  if (typeof expected === 'number') return Number(found) === expected || (typeof found === 'string' && found.trim() !== '' && Number(found) === expected);
+  if (typeof expected === 'boolean') return String(found).toLowerCase() === String(expected);
+  if (typeof expected === 'string') {
+    const a = instant(expected);
+    const b = typeof found === 'string' ? instant(found) : undefined;
+    if (a !== undefined && b !== undefined) return a === b;
+    if (typeof found === 'number') return Number(expected) === found;
+    return String(found) === expected;
+  }
+  return JSON.stringify(expected) === JSON.stringify(found);
+}
+
+/** The fields whose value in the target differs from what we wrote, with both values. */
+export function differingFields(expected: Record<string, unknown>, found: Record<string, unknown>): { field: string; expected: unknown; found: unknown }[] {
+  const out: { field: string; expected: unknown; found: unknown }[] = [];
+  for (const [field, value] of Object.entries(expected)) {
+    const actual = Object.hasOwn(found, field) ? found[field] : undefined;
+    if (!sameValue(value, actual)) out.push({ field, expected: value, found: actual ?? null });
+  }
+  return out;
+}
