@@ -57,6 +57,7 @@ export class Agent {
       maxBytes: config.outbox.maxBytes,
       maxEvents: config.outbox.maxEvents,
       onFull: config.outbox.onFull,
+      ledgerRetentionDays: config.outbox.ledgerRetentionDays,
     });
     this.outbox.on('full', (reason) => this.logger.error({ alarm: 'outbox_full', policy: config.outbox.onFull }, reason));
     this.outbox.on('resumed', () => {
@@ -119,8 +120,22 @@ export class Agent {
     for (const source of this.sources) await source.start(this.contextFor(source));
     this.state = 'RUNNING';
     this.writeStatus();
-    this.statusTimer = setInterval(() => this.writeStatus(), STATUS_EVERY_MS);
+    this.statusTimer = setInterval(() => {
+      this.writeStatus();
+      this.pruneLedger();
+    }, STATUS_EVERY_MS);
     this.statusTimer.unref();
+  }
+
+  /** Drops ledger rows past their retention, a bounded number per call (see Outbox.pruneLedger). */
+  private pruneLedger(): void {
+    try {
+      const pruned = this.outbox.pruneLedger();
+      if (pruned > 0) this.logger.debug({ pruned }, 'pruned old ledger entries');
+    } catch (e) {
+      // Housekeeping: a failure here (disk, closing) must not crash the agent from a timer.
+      this.logger.warn({ err: String(e) }, 'could not prune the outbox ledger');
+    }
   }
 
   /** Live status for `plantlink agent status` (another process): written atomically, never torn. */

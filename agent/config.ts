@@ -32,9 +32,18 @@ export const AgentConfig = z
           .enum(['pause', 'drop_newest'])
           .default('pause')
           .describe('pause: sources stop taking data (OPC UA sources re-read current values on resume) and an alarm is logged; drop_newest: new events are dropped, counted and logged.'),
+        ledgerRetentionDays: z
+          .number()
+          .int()
+          .min(1)
+          .max(3650)
+          .default(35)
+          .describe(
+            'Days the outbox keeps its ledger (one small row per event committed or dropped, by event time) for reconciliation; kept after the relay acknowledged the events, and sent to relays that accept it.',
+          ),
       })
       .strict()
-      .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause' }),
+      .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause', ledgerRetentionDays: 35 }),
     uplink: z.discriminatedUnion('kind', [WebSocketUplinkConfig, MqttUplinkConfig]).describe('How events leave the plant.'),
     sources: z.array(SourceConfig).min(1).describe('Plant-side sources.'),
     metrics: AgentMetricsConfig.default({}),

@@ -12,6 +12,16 @@
  *   lives in `meta`, so deleting acknowledged rows cannot roll it back).
  * - Dedupe: (source, id) is unique among pending rows; a repeat append of the same fact is
  *   counted as a duplicate and consumes no sequence number.
+ * - The ledger (for reconciliation: what this plant produced, per day) gets one row per event
+ *   newly committed (`stored`) or dropped by the `drop_newest` policy (`dropped`), in the
+ *   append's own transaction: a paused or rolled-back append writes none, a duplicate none.
+ *   Acks never remove ledger rows; `pruneLedger` removes those whose event time is older than
+ *   `ledgerRetentionDays`, sent or not (an old relay never takes them). `ledger_sent` in
+ *   `meta` is the ledger seq up to which the relay stored them; it only moves forward.
+ *   Ledger seqs are AUTOINCREMENT, so pruning the newest row never lets a seq be reused below
+ *   the cursor.
+ * - Every event carries `readtime` (when the source read the fact, `EventDraft.readAtMs`, else
+ *   the append time) and `outboxtime` (the append time). Neither goes into the event id.
  *
  * Durability: synchronous=FULL with one transaction per append batch or ack frame (never one
  * fsync per event), so a committed append survives power loss, not just a process crash.
@@ -20,7 +30,11 @@
  *   outbox(seq PK, id, source, type, subject, created_ms, bytes, body)  body = full CloudEvent JSON
  *   rejected(seq PK, ..., code, reason, rejected_ms)                     operator-visible quarantine
  *   source_state(source, key, value)                                     sources' progress, JSON
- *   meta(key PK, value)                                                  schema_version, next_seq
+ *   ledger(seq PK AUTOINCREMENT, id, source, type, subject, time_ms, status)
+ *                                   source = the source's name (not its URI); time_ms = event time;
+ *                                   status 'stored' | 'dropped'; indexed on time_ms for pruning.
+ *                                   Added to version 1 files in place (CREATE IF NOT EXISTS).
+ *   meta(key PK, value)                                                  schema_version, next_seq, ledger_sent
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
@@ -46,6 +60,8 @@ export interface OutboxOptions {
   onFull: OnFullPolicy;
   /** Fraction of the quota pending must fall under before paused sources resume (hysteresis). */
   resumeBelow?: number;
+  /** Days the ledger keeps an entry, by event time (default 35). */
+  ledgerRetentionDays?: number;
   now?: () => number;
 }
 
@@ -66,6 +82,20 @@ export interface RejectedEvent {
   rejectedMs: number;
   body: string;
 }
+
+/** One ledger row: an event this outbox committed or dropped. `source` is the event's source URI. */
+export interface LedgerRecord {
+  seq: number;
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  timeMs: number;
+  status: 'stored' | 'dropped';
+}
+
+export const DEFAULT_LEDGER_RETENTION_DAYS = 35;
+const DAY_MS = 86_400_000;
 
 export interface OutboxStats {
   pending: number;
@@ -97,6 +127,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private nextSeq = 1;
   private full = false;
   private dropped = 0;
+  private ledgerSent = 0;
   /** Source URI -> source name, for per-source counts on ack. */
   private readonly sourceNames = new Map<string, string>();
   private readonly stmts;
@@ -134,6 +165,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       ),
       oldest: this.db.prepare<[], { created_ms: number }>('SELECT created_ms FROM outbox ORDER BY seq LIMIT 1'),
       rejectedCount: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM rejected'),
+      insertLedger: this.db.prepare('INSERT INTO ledger (id, source, type, subject, time_ms, status) VALUES (?, ?, ?, ?, ?, ?)'),
+      readLedger: this.db.prepare<[number, number], Omit<LedgerRecord, 'source'> & { source: string }>(
+        'SELECT seq, id, source, type, subject, time_ms AS timeMs, status FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
+      pruneLedger: this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
       listRejected: this.db.prepare<[number], RejectedEvent>(
         `SELECT seq, id, source, type, subject, code, reason, rejected_ms AS rejectedMs, body FROM rejected ORDER BY seq LIMIT ?`,
       ),
@@ -155,6 +191,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
         created_ms INTEGER NOT NULL, body TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL, rejected_ms INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS source_state (source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (source, key));
+      CREATE TABLE IF NOT EXISTS ledger (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+        time_ms INTEGER NOT NULL, status TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time_ms);
     `);
     const version = this.getMeta('schema_version');
     if (version !== undefined && Number(version) !== SCHEMA_VERSION) {
@@ -162,6 +202,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
     this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     this.nextSeq = Number(this.getMeta('next_seq') ?? '1');
+    this.ledgerSent = Number(this.getMeta('ledger_sent') ?? '0');
   }
 
   private getMeta(key: string): string | undefined {
@@ -181,7 +222,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   append(sourceName: string, drafts: readonly EventDraft[], state: readonly StateWrite[] = []): CommitOutcome {
     const now = this.now();
     const source = sourceUri(this.options.plant, sourceName);
-    const built: { id: string; type: string; subject: string; body: string; invalid?: { code: string; reason: string } }[] = [];
+    const outboxtime = new Date(now).toISOString();
+    const built: { id: string; type: string; subject: string; timeMs: number; body: string; invalid?: { code: string; reason: string } }[] = [];
     let bytes = 0;
     for (const draft of drafts) {
       const id = deriveEventId(draft.fact);
@@ -196,6 +238,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         plant: this.options.plant,
         plantseq: 1, // placeholder, set below once we know it is not a duplicate
         correlationid: draft.correlationId ?? id,
+        readtime: draft.readAtMs === undefined || !Number.isFinite(draft.readAtMs) ? outboxtime : new Date(draft.readAtMs).toISOString(),
+        outboxtime,
         data: draft.data,
       };
       // The envelope is ours; the data comes from source mappings and config, so check it.
@@ -207,7 +251,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         : size > MAX_EVENT_BYTES
           ? { code: 'event_too_large', reason: `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}` }
           : undefined;
-      built.push({ id, type: draft.type, subject: draft.subject, body, ...(invalid ? { invalid } : {}) });
+      built.push({ id, type: draft.type, subject: draft.subject, timeMs: draft.fact.occurredAtMs, body, ...(invalid ? { invalid } : {}) });
       if (!invalid) bytes += size;
     }
 
@@ -238,6 +282,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         }
         if (dropAll) {
           dropped++;
+          this.stmts.insertLedger.run(b.id, sourceName, b.type, b.subject, b.timeMs, 'dropped');
           continue;
         }
         const seq = nextSeq;
@@ -246,6 +291,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         const bytes = Buffer.byteLength(body);
         const info = this.stmts.insert.run(seq, b.id, source, b.type, b.subject, now, bytes, body);
         if (info.changes === 1) {
+          this.stmts.insertLedger.run(b.id, sourceName, b.type, b.subject, b.timeMs, 'stored');
           nextSeq++;
           appended++;
           addedBytes += bytes;
@@ -351,6 +397,39 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
   private quotaReason(): string {
     return `outbox full: ${this.pendingCount} events / ${this.pendingBytes} bytes pending (limits ${this.options.maxEvents} events / ${this.options.maxBytes} bytes)`;
+  }
+
+  /** Ledger rows after `afterSeq`, oldest first, at most `limit`. */
+  readLedger(afterSeq: number, limit: number): LedgerRecord[] {
+    const rows = this.stmts.readLedger.all(afterSeq, limit);
+    const uris = new Map<string, string>();
+    for (const r of rows) {
+      let uri = uris.get(r.source);
+      if (uri === undefined) uris.set(r.source, (uri = sourceUri(this.options.plant, r.source)));
+      r.source = uri;
+    }
+    return rows;
+  }
+
+  /** The ledger seq up to which the relay stored the ledger (0: nothing yet). */
+  ledgerCursor(): number {
+    return this.ledgerSent;
+  }
+
+  /** Records, durably, that the relay stored the ledger up to `upto`; never moves the cursor back. */
+  ackLedger(upto: number): void {
+    if (upto <= this.ledgerSent) return;
+    this.stmts.setMeta.run('ledger_sent', String(upto));
+    this.ledgerSent = upto;
+  }
+
+  /**
+   * Removes up to `limit` ledger rows whose event time is older than the retention (bounded
+   * work per call: call it periodically). Returns how many it removed.
+   */
+  pruneLedger(limit = 10_000): number {
+    const days = this.options.ledgerRetentionDays ?? DEFAULT_LEDGER_RETENTION_DAYS;
+    return this.stmts.pruneLedger.run(this.now() - days * DAY_MS, limit).changes;
   }
 
   listRejected(limit = 100): RejectedEvent[] {

@@ -22,6 +22,11 @@ export interface EventDraft {
   data: unknown;
   /** Correlation id from the source if it has one; defaults to the event id. */
   correlationId?: string;
+  /**
+   * When the source read the fact (Unix ms): the event's `readtime`, for the relay's trace.
+   * Defaults to the time of the append. Not part of the event id.
+   */
+  readAtMs?: number;
 }
 
 export interface StateWrite {

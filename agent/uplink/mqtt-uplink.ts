@@ -17,6 +17,10 @@
  *   timeout, is read again from the outbox and resent; the relay dedupes on (source, id).
  * - Batch numbers start at a random offset per process, so an ack queued for a previous run's
  *   batch cannot be taken for a new batch's (see batch-window.ts).
+ * - To a relay whose welcome lists `ledger`, the outbox's ledger goes along on the events topic
+ *   (ledger-sender.ts): one frame per status tick when there are new entries, the next one
+ *   right after its ack while no batch is in flight (events first), and again after
+ *   `ackTimeoutMs` without an ack.
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -24,11 +28,12 @@ import { readFileSync } from 'node:fs';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { backoffMs, describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { RelayFrame, STATUS_FEATURE, type AckFrame, type ErrorFrame, type StatusFrame, type WelcomeFrame } from '../../protocols/uplink/frames.js';
+import { LEDGER_FEATURE, RelayFrame, STATUS_FEATURE, type AckFrame, type ErrorFrame, type StatusFrame, type WelcomeFrame } from '../../protocols/uplink/frames.js';
 import { AGENT_MAX_PACKET_BYTES, noDelay, urlForLogs } from '../../protocols/uplink/mqtt-client.js';
 import { acksTopic, eventsTopic } from '../../protocols/uplink/mqtt-topics.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { BatchWindow } from './batch-window.js';
+import { LedgerSender } from './ledger-sender.js';
 import type { MqttUplinkConfig } from './mqtt-config.js';
 import type { Uplink, UplinkEvents, UplinkHealth } from './uplink.js';
 
@@ -57,6 +62,7 @@ interface Connection {
 export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private conn: Connection | undefined;
   private readonly window: BatchWindow;
+  private readonly ledger: LedgerSender;
   private readonly topics: { events: string; acks: string };
   private attempt = 0;
   private ackTimeouts = 0;
@@ -76,6 +82,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     super();
     this.topics = { events: eventsTopic(identity.plant, identity.agentId), acks: acksTopic(identity.plant, identity.agentId) };
     this.window = new BatchWindow(outbox, logger, randomInt(0, 2 ** 47));
+    this.ledger = new LedgerSender(outbox, logger, config.ackTimeoutMs);
   }
 
   start(): void {
@@ -96,6 +103,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     // come (broker gone) and would change nothing (they stay in the outbox until acked).
     if (conn && !conn.closed) await new Promise<void>((resolve) => conn.client.end(true, {}, () => resolve()));
     this.window.reset();
+    this.ledger.reset();
     this.setHealth({ state: 'stopped' });
   }
 
@@ -194,6 +202,12 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
         return this.onWelcome(conn, frame);
       case 'ack':
         return this.onAck(frame);
+      case 'ledger-ack':
+        // One from an earlier connection (persistent session) names no frame in flight: ignored.
+        if (!this.ledger.ack(frame.upto)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        // More entries waiting (after an outage): send on while no batch waits for its ack.
+        if (this.window.size === 0) this.sendLedger(conn);
+        return;
       case 'error':
         return this.onError(conn, frame);
     }
@@ -207,8 +221,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
       this.logger.info({ relayProtocol: welcome.protocol, plant: welcome.plant, url: urlForLogs(this.config.url) }, 'uplink connected (MQTT)');
     }
-    this.startStatusReports(conn, welcome);
     this.pump();
+    this.startStatusReports(conn, welcome);
   }
 
   private onAck(ack: AckFrame): void {
@@ -281,10 +295,19 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     this.ackTimer.unref();
   }
 
-  /** Tells the relay this agent's backlog now and every `statusIntervalMs`, if the relay takes status frames. */
+  /**
+   * Tells the relay this agent's backlog now and every `statusIntervalMs`, if the relay takes
+   * status frames, and sends the next ledger frame on the same tick, if it takes ledger frames.
+   */
   private startStatusReports(conn: Connection, welcome: WelcomeFrame): void {
     clearInterval(this.statusTimer);
-    if (!welcome.features?.includes(STATUS_FEATURE)) return;
+    const status = welcome.features?.includes(STATUS_FEATURE) ?? false;
+    const ledger = welcome.features?.includes(LEDGER_FEATURE) ?? false;
+    if (!status && !ledger) return;
+    const tick = () => {
+      if (status) report();
+      if (ledger) this.sendLedger(conn);
+    };
     const report = () => {
       if (this.conn !== conn || !conn.client.connected) return;
       let frame: StatusFrame;
@@ -303,9 +326,27 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       // QoS 0: a lost report is replaced by the next one.
       conn.client.publish(this.topics.events, JSON.stringify(frame), { qos: 0 });
     };
-    report();
-    this.statusTimer = setInterval(report, this.config.statusIntervalMs);
+    tick();
+    this.statusTimer = setInterval(tick, this.config.statusIntervalMs);
     this.statusTimer.unref();
+  }
+
+  /** Sends the next ledger frame, if the relay takes them, none is in flight and there are new entries. */
+  private sendLedger(conn: Connection): void {
+    const welcome = conn.welcome;
+    if (this.conn !== conn || !conn.client.connected || !welcome?.features?.includes(LEDGER_FEATURE)) return;
+    let next;
+    try {
+      next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
+    } catch (e) {
+      // The ledger is for reconciliation: a failed read (closing, disk error) must not crash the agent from a timer.
+      return this.logger.warn({ err: describeError(e) }, 'could not read the outbox ledger for the relay');
+    }
+    if (!next) return;
+    // QoS 1, like batches: a lost frame is sent again after the ack timeout.
+    conn.client.publish(this.topics.events, next.frame, { qos: 1 }, (err) => {
+      if (err && this.conn === conn) this.logger.debug({ upto: next.upto, err: describeError(err) }, 'ledger publish failed');
+    });
   }
 
   /** Ends this connection on purpose; the close handler reconnects (with backoff) and resends. */
@@ -322,6 +363,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     this.conn = undefined;
     this.clearConnectionTimers();
     const lost = this.window.reset();
+    this.ledger.reset();
     if (this.stopped) return;
     const detail =
       conn.dropped?.detail ??

@@ -7,15 +7,29 @@
  * relay refuses moves to the outbox's `rejected` table with the relay's reason. When the
  * socket goes away, everything in flight is simply read again from the outbox after the
  * next welcome: resume is from the oldest unacknowledged event, and the relay dedupes.
+ *
+ * To a relay whose welcome lists `ledger`, the outbox's ledger goes along (ledger-sender.ts):
+ * one frame on every status tick when there are new entries, and the next one right after its
+ * ack while no event batch is in flight, so events go first when there is a backlog.
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { backoffMs, describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { AckFrame, RelayFrame, STATUS_FEATURE, subprotocolFor, SUPPORTED_UPLINK_VERSIONS, type StatusFrame, type WelcomeFrame } from '../../protocols/uplink/frames.js';
+import {
+  AckFrame,
+  LEDGER_FEATURE,
+  RelayFrame,
+  STATUS_FEATURE,
+  subprotocolFor,
+  SUPPORTED_UPLINK_VERSIONS,
+  type StatusFrame,
+  type WelcomeFrame,
+} from '../../protocols/uplink/frames.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { WebSocketUplinkConfig } from './config.js';
+import { LedgerSender } from './ledger-sender.js';
 import type { Uplink, UplinkEvents, UplinkHealth } from './uplink.js';
 
 export type { UplinkHealth, UplinkState } from './uplink.js';
@@ -27,6 +41,8 @@ interface InFlight {
 }
 
 const FRAME_OVERHEAD = 64;
+/** A ledger frame unacknowledged this long is sent again (the socket's close normally comes first). */
+const LEDGER_ACK_TIMEOUT_MS = 60_000;
 
 export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private ws: WebSocket | undefined;
@@ -42,6 +58,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
   private stopped = true;
   private health: UplinkHealth = { state: 'disconnected' };
   private readonly onAppended = () => this.pump();
+  private readonly ledger: LedgerSender;
 
   constructor(
     private readonly config: WebSocketUplinkConfig,
@@ -49,6 +66,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
     private readonly logger: Logger,
   ) {
     super();
+    this.ledger = new LedgerSender(outbox, logger, LEDGER_ACK_TIMEOUT_MS);
   }
 
   start(): void {
@@ -160,6 +178,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       clearInterval(this.statusTimer);
       const lost = this.inFlight.size;
       this.inFlight.clear();
+      this.ledger.reset();
       this.welcome = undefined;
       this.cursor = 0;
       if (this.stopped) return;
@@ -190,11 +209,16 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
         this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
         this.logger.info({ relayProtocol: frame.protocol, plant: frame.plant }, 'uplink connected');
         this.startHeartbeat();
-        this.startStatusReports(frame);
         this.pump();
+        this.startStatusReports(frame);
         return;
       case 'ack':
         return this.onAck(frame);
+      case 'ledger-ack':
+        if (!this.ledger.ack(frame.upto)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        // More entries waiting (after an outage): send on while no event batch waits for its ack.
+        if (this.inFlight.size === 0) this.sendLedger();
+        return;
       case 'error':
         this.logger.error({ code: frame.code, reason: frame.reason }, 'relay reported a protocol error');
         return;
@@ -262,10 +286,19 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
     this.heartbeatTimer.unref();
   }
 
-  /** Tells the relay this agent's backlog now and every `statusIntervalMs`, if the relay takes status frames. */
+  /**
+   * Tells the relay this agent's backlog now and every `statusIntervalMs`, if the relay takes
+   * status frames, and sends the next ledger frame on the same tick, if it takes ledger frames.
+   */
   private startStatusReports(welcome: WelcomeFrame): void {
     clearInterval(this.statusTimer);
-    if (!welcome.features?.includes(STATUS_FEATURE)) return;
+    const status = welcome.features?.includes(STATUS_FEATURE) ?? false;
+    const ledger = welcome.features?.includes(LEDGER_FEATURE) ?? false;
+    if (!status && !ledger) return;
+    const tick = () => {
+      if (status) report();
+      if (ledger) this.sendLedger();
+    };
     const report = () => {
       const ws = this.ws;
       if (!ws || ws.readyState !== WebSocket.OPEN) return;
@@ -284,9 +317,24 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       }
       ws.send(JSON.stringify(frame));
     };
-    report();
-    this.statusTimer = setInterval(report, this.config.statusIntervalMs);
+    tick();
+    this.statusTimer = setInterval(tick, this.config.statusIntervalMs);
     this.statusTimer.unref();
+  }
+
+  /** Sends the next ledger frame, if the relay takes them, none is in flight and there are new entries. */
+  private sendLedger(): void {
+    const ws = this.ws;
+    const welcome = this.welcome;
+    if (!ws || !welcome || ws.readyState !== WebSocket.OPEN || !welcome.features?.includes(LEDGER_FEATURE)) return;
+    let next;
+    try {
+      next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
+    } catch (e) {
+      // The ledger is for reconciliation: a failed read (closing, disk error) must not crash the agent from a timer.
+      return this.logger.warn({ err: describeError(e) }, 'could not read the outbox ledger for the relay');
+    }
+    if (next) ws.send(next.frame);
   }
 
   private protocolError(reason: string): void {

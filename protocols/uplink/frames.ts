@@ -13,6 +13,15 @@
  *                            to a relay whose welcome lists the `status` feature, so an older
  *                            relay (which would refuse an unknown frame) never gets one, and a
  *                            relay accepts agents that never send it
+ *   agent -> relay  ledger   optional, sent only to a relay whose welcome lists `ledger`: the
+ *                            agent's ledger entries (one per event its outbox committed, or dropped
+ *                            when full) after its ledger cursor, at most one frame unacknowledged,
+ *                            at most `MAX_LEDGER_ENTRIES` entries and `maxFrameBytes`; `upto` is the
+ *                            agent's ledger row id of the last entry. For reconciliation: per plant
+ *                            and day, what the plant produced.
+ *   relay -> agent  ledger-ack  `upto` of a ledger frame, after the relay durably stored its entries
+ *                            (idempotent on (source, id)); the agent then advances its cursor. No
+ *                            ack (connection lost): the agent resends from its cursor.
  *   relay -> agent  error    a protocol violation; the relay closes the socket after it (over
  *                            MQTT it cannot: it names the batch, and the agent reconnects and resends)
  *
@@ -21,6 +30,10 @@
  * recorded at the relay too. Nothing in a batch is acknowledged before the commit. Acks
  * come in batch order. An agent that gets no ack (socket closed) resends; the relay
  * dedupes on (source, id).
+ *
+ * Optional frames (`status`, `ledger`) follow one rule: an agent sends one only when the
+ * welcome lists its feature, and a relay never needs one, so an old agent and a new relay, or
+ * a new agent and an old relay, work together unchanged.
  */
 import { z } from 'zod';
 
@@ -81,8 +94,11 @@ export const AckFrame = z.object({
 });
 export type AckFrame = z.infer<typeof AckFrame>;
 
-/** `forbidden_topic`: over MQTT, a batch on the events topic of an agent id or plant the relay does not have registered. */
-export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'forbidden_topic', 'internal']);
+/**
+ * `forbidden_topic`: over MQTT, a batch on the events topic of an agent id or plant the relay does not have registered.
+ * `plant_mismatch`: a ledger frame naming a source outside the agent's plant (only agents that send ledger frames get it).
+ */
+export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'forbidden_topic', 'plant_mismatch', 'internal']);
 export const ErrorFrame = z.object({
   t: z.literal('error'),
   code: ErrorCode,
@@ -92,7 +108,14 @@ export const ErrorFrame = z.object({
 });
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 
-export const RelayFrame = z.discriminatedUnion('t', [WelcomeFrame, AckFrame, ErrorFrame]);
+/** The relay stored the entries of the agent's ledger frame `upto` (durably). */
+export const LedgerAckFrame = z.object({
+  t: z.literal('ledger-ack'),
+  upto: z.number().int().nonnegative(),
+});
+export type LedgerAckFrame = z.infer<typeof LedgerAckFrame>;
+
+export const RelayFrame = z.discriminatedUnion('t', [WelcomeFrame, AckFrame, ErrorFrame, LedgerAckFrame]);
 export type RelayFrame = z.infer<typeof RelayFrame>;
 
 /** The batch frame; events are validated one by one at the relay, not here, so one bad event cannot sink its batch. */
@@ -118,8 +141,35 @@ export const StatusFrame = z.object({
 });
 export type StatusFrame = z.infer<typeof StatusFrame>;
 
+/** The welcome feature that tells an agent it may send `ledger` frames. */
+export const LEDGER_FEATURE = 'ledger';
+
+/** Entries per ledger frame, at most (the relay refuses more with `batch_too_large`). */
+export const MAX_LEDGER_ENTRIES = 2000;
+
+/** One event an agent's outbox committed (`stored`) or dropped because it was full (`dropped`). */
+export const LedgerEntryWire = z.object({
+  id: z.string().min(1).max(128),
+  /** The event's CloudEvents `source`; the relay refuses a frame naming a source outside the agent's plant. */
+  source: z.string().min(1).max(512),
+  type: z.string().min(1).max(256),
+  subject: z.string().min(1).max(256),
+  /** The event time (its `time` attribute), Unix ms. */
+  timeMs: z.number().int(),
+  status: z.enum(['stored', 'dropped']),
+});
+export type LedgerEntryWire = z.infer<typeof LedgerEntryWire>;
+
+export const LedgerFrame = z.object({
+  t: z.literal('ledger'),
+  /** The agent's ledger row id of the last entry: the relay echoes it in its `ledger-ack`. */
+  upto: z.number().int().nonnegative(),
+  entries: z.array(LedgerEntryWire).min(1),
+});
+export type LedgerFrame = z.infer<typeof LedgerFrame>;
+
 /** Everything an agent may send. */
-export const AgentFrame = z.discriminatedUnion('t', [BatchFrame, StatusFrame]);
+export const AgentFrame = z.discriminatedUnion('t', [BatchFrame, StatusFrame, LedgerFrame]);
 export type AgentFrame = z.infer<typeof AgentFrame>;
 
 /** WebSocket close codes the relay uses, so the agent can tell "fix your config" from "try again". */

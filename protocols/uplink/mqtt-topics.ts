@@ -2,8 +2,8 @@
  * The uplink over MQTT: topic layout, version 1. The frames are those of frames.ts; only
  * the transport differs from the WebSocket uplink.
  *
- *   plantlink/v1/{plant}/{agentId}/events   agent -> relay   batch frames, QoS 1, never retained
- *   plantlink/v1/{plant}/{agentId}/acks     relay -> agent   welcome (retained), ack and error frames, QoS 1
+ *   plantlink/v1/{plant}/{agentId}/events   agent -> relay   batch (and ledger) frames, QoS 1, never retained; status frames, QoS 0
+ *   plantlink/v1/{plant}/{agentId}/acks     relay -> agent   welcome (retained), ack, ledger-ack and error frames, QoS 1
  *
  * Invariants
  * - One agent publishes on exactly one events topic and reads exactly one acks topic, both

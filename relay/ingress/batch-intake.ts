@@ -1,6 +1,7 @@
 /**
  * Batch intake: the transport-neutral half of every ingress (WebSocket, embedded MQTT
- * broker, external MQTT broker). Takes one frame (a batch, or a backlog status report) from
+ * broker, external MQTT broker). Takes one frame (a batch, a backlog status report, or a
+ * ledger frame) from
  * an agent whose identity the transport has established, and answers with the frame to
  * send back, if any.
  *
@@ -12,6 +13,10 @@
  *   ack); the rest of their batch is stored. A frame that is not a batch at all gets an error.
  * - An event is stored only when its `plant` attribute is the agent's registered plant and its
  *   `source` lies under that plant's source prefix: credentials are bound to one plant.
+ * - A ledger frame is stored whole or not at all: one entry naming a source outside the agent's
+ *   plant refuses the frame (`plant_mismatch`). Its `ledger-ack` is returned only after
+ *   `store.addLedger` resolved (the durable commit; idempotent on (source, id), so a resent
+ *   frame changes nothing).
  * - Asynchronous (the store's commit is); a transport that wants acks in batch order feeds it
  *   one frame of a connection at a time (`SerialQueue`), awaiting each. The observer hears of
  *   a batch after its commit and before its ack.
@@ -20,7 +25,7 @@ import { MAX_EVENT_BYTES, sourceUri } from '../../protocols/events/envelope.js';
 import { validateEvent } from '../../protocols/events/registry.js';
 import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { AgentFrame, type AckFrame, type ErrorFrame, type Rejection } from '../../protocols/uplink/frames.js';
+import { AgentFrame, MAX_LEDGER_ENTRIES, type AckFrame, type ErrorFrame, type LedgerAckFrame, type LedgerFrame, type Rejection } from '../../protocols/uplink/frames.js';
 import type { IncomingEvent, IngressRejection, RelayStore } from '../store/store.js';
 import type { Router } from '../router/router.js';
 import type { AgentCredential } from './agent-auth.js';
@@ -38,6 +43,8 @@ export type IntakeResult =
   | { kind: 'ack'; frame: AckFrame; events: number }
   /** A status report: nothing to answer. */
   | { kind: 'status' }
+  /** A ledger frame, stored: answer with the ledger-ack. */
+  | { kind: 'ledger'; frame: LedgerAckFrame; entries: number }
   | { kind: 'error'; frame: ErrorFrame };
 
 export class BatchIntake {
@@ -74,12 +81,13 @@ export class BatchIntake {
     if (!frame.success) {
       const issue = frame.error.issues[0];
       const batch = (json as { batch?: unknown } | null)?.batch;
-      return error('unexpected_frame', `not a batch or status frame: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, typeof batch === 'number' && Number.isSafeInteger(batch) && batch >= 0 ? batch : undefined);
+      return error('unexpected_frame', `not a batch, status or ledger frame: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, typeof batch === 'number' && Number.isSafeInteger(batch) && batch >= 0 ? batch : undefined);
     }
     if (frame.data.t === 'status') {
       this.deps.observer?.status(agent, frame.data);
       return { kind: 'status' };
     }
+    if (frame.data.t === 'ledger') return this.ledger(agent, frame.data, log);
     const { batch, events } = frame.data;
     if (events.length > this.deps.limits.maxBatchEvents) {
       return error('batch_too_large', `${events.length} events in one batch; the limit is ${this.deps.limits.maxBatchEvents}`, batch);
@@ -99,12 +107,38 @@ export class BatchIntake {
     return { kind: 'ack', frame: { t: 'ack', batch, stored: result.stored, duplicates: result.duplicates, rejected }, events: events.length };
   }
 
+  /** Checks and stores one ledger frame; the ack only after the store's commit. */
+  private async ledger(agent: AgentCredential, frame: LedgerFrame, log: Logger): Promise<IntakeResult> {
+    const { upto, entries } = frame;
+    if (entries.length > MAX_LEDGER_ENTRIES) {
+      return error('batch_too_large', `${entries.length} entries in one ledger frame; the limit is ${MAX_LEDGER_ENTRIES}`);
+    }
+    for (const e of entries) {
+      if (!isPlantSource(agent, e.source)) {
+        return error('plant_mismatch', `agent ${agent.id} may only send ledger entries of sources under ${sourceUri(agent.plant, '')}, not "${e.source.slice(0, 512)}"`);
+      }
+      // As for events: PostgreSQL text cannot hold NUL, and a frame the store cannot commit would be resent forever.
+      if ([e.id, e.source, e.type, e.subject].some((v) => v.includes('\u0000'))) {
+        return error('unexpected_frame', 'ledger entries must not contain NUL characters');
+      }
+    }
+    let added: number;
+    try {
+      added = await this.deps.store.addLedger(agent.id, agent.plant, entries);
+    } catch (e) {
+      // Not acknowledged: the agent keeps its cursor and resends the entries.
+      log.error({ err: describeError(e), upto }, 'could not store ledger entries; the agent will resend them');
+      return error('internal', 'relay could not store the ledger entries');
+    }
+    log.debug({ upto, entries: entries.length, added }, 'ledger entries stored');
+    return { kind: 'ledger', frame: { t: 'ledger-ack', upto }, entries: entries.length };
+  }
+
   /** Splits a batch into events to store and refusals (with reasons), event by event. */
   private check(agent: AgentCredential, events: readonly unknown[], log: Logger) {
     const accepted: IncomingEvent[] = [];
     const rejections: IngressRejection[] = [];
     const rejected: Rejection[] = [];
-    const sourcePrefix = sourceUri(agent.plant, '');
     events.forEach((raw, index) => {
       const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id.slice(0, 128) : undefined;
       let body: string;
@@ -126,8 +160,8 @@ export class BatchIntake {
       if (check.event.plant !== agent.plant) {
         return refuse('plant_mismatch', `agent ${agent.id} speaks for plant "${agent.plant}", not "${check.event.plant}"`);
       }
-      if (!check.event.source.startsWith(sourcePrefix)) {
-        return refuse('plant_mismatch', `agent ${agent.id} may only send events from sources under ${sourcePrefix}, not "${check.event.source}"`);
+      if (!isPlantSource(agent, check.event.source)) {
+        return refuse('plant_mismatch', `agent ${agent.id} may only send events from sources under ${sourceUri(agent.plant, '')}, not "${check.event.source}"`);
       }
       // NUL is valid JSON but no store key: PostgreSQL text cannot hold it, and a batch the
       // store cannot commit would be resent forever. Refused here, the same for every store.
@@ -140,6 +174,11 @@ export class BatchIntake {
     });
     return { accepted, rejections, rejected };
   }
+}
+
+/** Whether `source` (an event's or a ledger entry's) is one of the agent's own plant: credentials are bound to one plant. */
+function isPlantSource(agent: AgentCredential, source: string): boolean {
+  return source.startsWith(sourceUri(agent.plant, ''));
 }
 
 function error(code: ErrorFrame['code'], reason: string, batch?: number): IntakeResult {

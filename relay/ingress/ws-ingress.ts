@@ -5,7 +5,8 @@
  *
  * Per connection, frames are handled one at a time, in arrival order (a `SerialQueue` per
  * connection; the store's commit is async), so acks leave in batch order and an ack is only
- * ever sent after the store's commit for its batch resolved. A frame that is not a batch at
+ * ever sent after the store's commit for its batch resolved (a `ledger-ack` likewise after
+ * its ledger entries' commit). A frame that is not a batch at
  * all ends the connection with an error frame and a close code; the agent resends from its
  * outbox.
  */
@@ -16,6 +17,7 @@ import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import {
   CloseCode,
+  LEDGER_FEATURE,
   negotiateVersion,
   STATUS_FEATURE,
   subprotocolFor,
@@ -36,6 +38,7 @@ const CLOSE_CODE_FOR: Record<ErrorFrame['code'], number> = {
   frame_too_large: CloseCode.tooLarge,
   batch_too_large: CloseCode.protocolViolation,
   forbidden_topic: CloseCode.protocolViolation,
+  plant_mismatch: CloseCode.protocolViolation,
   internal: CloseCode.internal,
 };
 
@@ -167,7 +170,7 @@ export class WebSocketIngress {
       maxFrameBytes: this.deps.limits.maxFrameBytes,
       maxBatchEvents: this.deps.limits.maxBatchEvents,
       maxInFlight: this.deps.limits.maxInFlight,
-      features: [STATUS_FEATURE],
+      features: [STATUS_FEATURE, LEDGER_FEATURE],
     };
     ws.send(JSON.stringify(welcome));
     this.deps.observer?.connected(agent, remote);
@@ -181,6 +184,7 @@ export class WebSocketIngress {
       return this.fail(ws, log, code, reason, CLOSE_CODE_FOR[code]);
     }
     if (result.kind === 'status') return;
+    if (result.kind === 'ledger') return ws.send(JSON.stringify(result.frame));
     info.batches++;
     info.events += result.events;
     ws.send(JSON.stringify(result.frame));

@@ -14,12 +14,13 @@ export async function startIngress(dir: string, limits: Partial<IngressLimits> =
   const a = issueToken('agent-a');
   const b = issueToken('agent-b');
   const inbox = new Inbox(join(dir, 'inbox.sqlite'));
+  const store = new SqliteStore(inbox);
   const ingress = new WebSocketIngress({
     agents: new AgentDirectory([
       { id: 'agent-a', plant: 'plant-a', tokenHash: a.tokenHash },
       { id: 'agent-b', plant: 'plant-b', tokenHash: b.tokenHash },
     ]),
-    store: new SqliteStore(inbox),
+    store,
     router: new Router([{ match: {}, sinks: ['crm'] }]),
     limits: { maxFrameBytes: 256 * 1024, maxBatchEvents: 100, maxInFlight: 4, heartbeatMs: 60_000, ...limits },
     logger: testLogger(),
@@ -33,6 +34,8 @@ export async function startIngress(dir: string, limits: Partial<IngressLimits> =
     port,
     tokens: { a: a.token, b: b.token },
     inbox,
+    /** The relay store over `inbox` (its ledger, for instance). */
+    store,
     ingress,
     async stop() {
       await ingress.close();

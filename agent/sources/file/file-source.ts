@@ -263,6 +263,8 @@ export class FileSource extends EventEmitter<FileSourceEvents> implements Source
   private async readClaimed(name: string): Promise<void> {
     const ctx = this.ctx!;
     const path = join(this.folders.processing, name);
+    // When the agent read the file: every event of it gets this `readtime`.
+    const readAtMs = Date.now();
     const scanned = await scanFile(path, this.config);
     const key = progressKey(name);
     let progress = ctx.loadState<FileProgress>(key);
@@ -300,7 +302,7 @@ export class FileSource extends EventEmitter<FileSourceEvents> implements Source
         rows++;
         if (rows <= progress.rowsDone) continue; // committed before a restart
         if (this.stopped) throw new Stopped();
-        const reason = row.ok ? await this.map(row.record, drafts) : row.reason;
+        const reason = row.ok ? await this.map(row.record, drafts, readAtMs) : row.reason;
         if (reason !== undefined) {
           await rejected.add(row.raw, `row ${rows} (line ${row.line}): ${reason}`);
           rowsRejected++;
@@ -322,9 +324,9 @@ export class FileSource extends EventEmitter<FileSourceEvents> implements Source
   }
 
   /** Maps a record into `drafts`; returns why not when the record is bad. */
-  private async map(record: unknown, drafts: EventDraft[]): Promise<string | undefined> {
+  private async map(record: unknown, drafts: EventDraft[], readAtMs: number): Promise<string | undefined> {
     try {
-      drafts.push(await this.mapping.toDraft(record, { plant: this.ctx!.plant, sourceName: this.name }));
+      drafts.push({ ...(await this.mapping.toDraft(record, { plant: this.ctx!.plant, sourceName: this.name })), readAtMs });
       return undefined;
     } catch (e) {
       if (e instanceof MappingError) return e.message;

@@ -237,6 +237,7 @@ export class OpcUaSource implements Source {
   private onBatch(changes: Change[]): void {
     if (this.stopped) return;
     const batch = this.references.receive(changes); // the server's references move even if we drop the batch
+    batch.receivedMs = Date.now();
     if (this.paused) return; // dropped; reconciled from history / current values on resume
     if (this.reconcileBuffer) {
       // Bounded: past the cap, live batches are dropped and the catch-up ends with a read of
@@ -246,14 +247,15 @@ export class OpcUaSource implements Source {
       return;
     }
     if (countersToReadBack(batch, this.readBackView).size === 0) {
-      this.apply(batch.changes);
+      this.apply(batch.changes, batch.receivedMs);
       return;
     }
     this.reconcileBuffer = [batch];
     void this.drain(this.reconcileBuffer);
   }
 
-  private apply(batch: Change[]): void {
+  /** `readAtMs`: when the agent received the values (the events' `readtime`); default: now. */
+  private apply(batch: Change[], readAtMs?: number): void {
     const ctx = this.ctx;
     const log = this.log;
     if (!ctx || !log) return;
@@ -279,7 +281,7 @@ export class OpcUaSource implements Source {
       }
       for (const note of result.notes) log.warn({ equipment: line.context.equipment }, note);
       if (JSON.stringify(result.state) === JSON.stringify(line.state)) continue;
-      drafts.push(...result.drafts);
+      drafts.push(...(readAtMs === undefined ? result.drafts : result.drafts.map((d) => ({ ...d, readAtMs }))));
       writes.push({ key: line.key, value: result.state });
       next.set(index, result.state);
     }
@@ -357,11 +359,12 @@ export class OpcUaSource implements Source {
       } catch (e) {
         return retry('reading OPC UA history', e, historyFailures + 1);
       }
+      const readMs = Date.now();
       if (this.reconcileBuffer !== buffer || this.stopped) return; // superseded
       this.noteNoHistory(history.unsupported);
       if (history.changes.length > 0) {
         this.log?.info({ changes: history.changes.length }, 'replaying OPC UA history since the last committed values');
-        this.apply(history.changes);
+        this.apply(history.changes, readMs);
         if (this.paused) return; // full again: the next resume catches up again
       }
       // More is waiting only if the server cut the read short AND we made progress; a page
@@ -379,7 +382,7 @@ export class OpcUaSource implements Source {
     }
     if (this.reconcileBuffer !== buffer || this.stopped) return;
     this.bufferOverflowed = false;
-    if (current.length > 0) buffer.unshift(asFilled(current));
+    if (current.length > 0) buffer.unshift({ ...asFilled(current), receivedMs: Date.now() });
     await this.drain(buffer);
   }
 
@@ -417,7 +420,7 @@ export class OpcUaSource implements Source {
       const keys = batch.filled ? new Set<string>() : countersToReadBack(batch, this.readBackView);
       if (keys.size === 0) {
         buffer.shift();
-        this.apply(batch.changes);
+        this.apply(batch.changes, batch.receivedMs);
         continue;
       }
       let hidden: Change[];
@@ -437,7 +440,7 @@ export class OpcUaSource implements Source {
       }
       if (this.reconcileBuffer !== buffer || this.stopped) return;
       buffer.shift();
-      this.apply([...hidden, ...batch.changes]);
+      this.apply([...hidden, ...batch.changes], batch.receivedMs);
     }
   }
 

@@ -30,6 +30,8 @@ export interface LiveBatch {
   filled: boolean;
   /** Read-backs that failed so far. */
   failures: number;
+  /** When the agent received it (Unix ms): the events' `readtime`. */
+  receivedMs?: number;
 }
 
 /** The reference value (last sent) of every server-filtered item in the current generation. */

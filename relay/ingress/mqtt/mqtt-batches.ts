@@ -13,12 +13,12 @@
  *   agent write another's events topic lets it send events as that agent, for that agent's
  *   plant, and the relay cannot tell; one that lets it write another's acks topic lets it
  *   forge that agent's acks.
- * - The reply is computed after the intake resolved, i.e. after the store's commit. One
+ * - The reply (an ack, or a ledger-ack) is computed after the intake resolved, i.e. after the store's commit. One
  *   agent's messages are handled one at a time in arrival order (a queue per agent), so this
  *   replica's acks to an agent leave in the order its batches came.
  */
 import type { Logger } from '../../../protocols/log.js';
-import { STATUS_FEATURE, type ErrorFrame, type WelcomeFrame } from '../../../protocols/uplink/frames.js';
+import { LEDGER_FEATURE, STATUS_FEATURE, type ErrorFrame, type WelcomeFrame } from '../../../protocols/uplink/frames.js';
 import { acksTopic, isTopicLevel, parseEventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
 import type { AgentCredential, AgentDirectory } from '../agent-auth.js';
 import { batchNumberOf, SerialQueue, type BatchIntake } from '../batch-intake.js';
@@ -75,6 +75,8 @@ export class MqttBatchHandler {
         return { reply: { topic: reply, payload: JSON.stringify(result.frame) }, ackedEvents: result.events };
       case 'status':
         return { reply: undefined };
+      case 'ledger':
+        return { reply: { topic: reply, payload: JSON.stringify(result.frame) } };
       case 'error':
         this.logFor(agent).warn({ code: result.frame.code, reason: result.frame.reason, batch: result.frame.batch }, 'batch refused');
         return { reply: { topic: reply, payload: JSON.stringify(result.frame) } };
@@ -96,7 +98,7 @@ export class MqttBatchHandler {
           maxFrameBytes: limits.maxFrameBytes,
           maxBatchEvents: limits.maxBatchEvents,
           maxInFlight: this.deps.maxInFlight,
-          features: [STATUS_FEATURE],
+          features: [STATUS_FEATURE, LEDGER_FEATURE],
         };
         return { topic: acksTopic(agent.plant, agent.id), payload: JSON.stringify(welcome) };
       });

@@ -195,6 +195,37 @@ describe('relay consuming from an external broker (Mosquitto, MQTT 5, shared sub
   });
 });
 
+describe('relay consuming ledger frames from an external broker (Mosquitto)', () => {
+  it('stores the agent\'s ledger once, acks it on the agent\'s acks topic, and refuses another plant\'s entries', async () => {
+    const { broker, relays, outbox, agents } = await stack(1);
+    const store = relays[0]!.relay.store;
+    outbox.append('line', drafts(0, 60));
+    const u = uplink(outbox, broker, agents.tokens.a, { statusIntervalMs: 100 });
+    u.start();
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), { timeout: 15_000 });
+    const last = outbox.readLedger(0, 1000).at(-1)!.seq;
+    await vi.waitFor(() => expect(outbox.ledgerCursor()).toBe(last), { timeout: 15_000 });
+    const all = () => store.ledger({ fromMs: 0, toMs: 8.64e15, limit: 10_000 });
+    expect(await all()).toHaveLength(60);
+    expect(new Set((await all()).map((r) => r.id)).size).toBe(60);
+    await u.stop();
+
+    // The same agent, by hand: a ledger frame with another plant's source is refused, nothing stored.
+    const c = await client(broker, 'agent-a', agents.tokens.a);
+    await c.subscribeAsync(acksTopic('plant-a', 'agent-a'), { qos: 1 });
+    const answer = new Promise<Record<string, unknown>>((resolve) => {
+      c.on('message', (_t, payload) => {
+        const frame = JSON.parse(payload.toString()) as Record<string, unknown>;
+        if (frame.t !== 'welcome') resolve(frame);
+      });
+    });
+    const foreign = { id: 'evt-foreign', source: '/plantlink/plants/plant-b/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' };
+    await c.publishAsync(eventsTopic('plant-a', 'agent-a'), JSON.stringify({ t: 'ledger', upto: 99, entries: [foreign] }), { qos: 1 });
+    expect(await answer).toMatchObject({ t: 'error', code: 'plant_mismatch' });
+    expect(await all()).toHaveLength(60);
+  });
+});
+
 describe('relay as an MQTT 5 client of an external broker', () => {
   it('asks the broker for no packet larger than a frame plus MQTT\'s headroom (maximumPacketSize on CONNECT)', async () => {
     const capture = await captureConnect();
