@@ -19,10 +19,13 @@ function ms(n) {
   return n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`;
 }
 
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+/** Local date and 24-hour time to the millisecond: hops are often milliseconds apart. */
 function clock(atMs) {
   if (atMs === null || atMs === undefined) return '-';
   const d = new Date(atMs);
-  return `${time(atMs)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
 function Hops({ e }) {
@@ -67,6 +70,12 @@ export function TracePage() {
   const [result, setResult] = useState(undefined);
   const [error, setError] = useState(undefined);
   const [live, setLive] = useState(true);
+  // A link to another key (#/trace?key=...) keeps this page mounted: follow the hash.
+  useEffect(() => {
+    const on = () => setKey(keyFromHash());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
   const search = (k) =>
     api(`/api/trace?key=${encodeURIComponent(k)}`)
       .then((r) => {
@@ -90,7 +99,7 @@ export function TracePage() {
   return html`
     <h1>Event trace</h1>
     <form class="search card" onSubmit=${submit}>
-      <input name="key" value=${key} placeholder="Work order, shipment, sales order, correlation or event id" aria-label="search key" data-testid="trace-key" />
+      <input name="key" value=${key} key=${key} placeholder="Work order, shipment, sales order, correlation or event id" aria-label="search key" data-testid="trace-key" />
       <button type="submit" data-testid="trace-search">Trace</button>
       <label class="small"><input type="checkbox" checked=${live} onChange=${() => setLive(!live)} /> follow live</label>
     </form>
