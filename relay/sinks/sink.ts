@@ -32,3 +32,38 @@ export interface Sink {
   deliver(items: DeliveryItem[]): Promise<Outcome[]>;
   stop(): Promise<void>;
 }
+
+/** One record a delivery writes: what reconciliation expects to find in the target. */
+export interface ExpectedRecord {
+  object: string; // Salesforce sObject, HubSpot object type, NetSuite record type
+  externalIdField: string; // Salesforce external id field, HubSpot idProperty, NetSuite 'externalId'
+  externalId: string;
+  /** Fields as we last wrote them (the mapped body; never the external id field itself). */
+  fields: Record<string, unknown>;
+  /** 'latest' when the mapping writes the subject's latest state (overwritten by newer events), else 'event'. */
+  apply: 'event' | 'latest';
+}
+
+export interface FoundRecord {
+  id: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * Optional capability of a sink whose target can be read back: reconciliation asks
+ * which records a delivery wrote, what the target holds now, and removes duplicates.
+ */
+export interface RecordReader {
+  /** The records `item` would write (the sink's own mapping plan, nothing sent). Same errors as deliver's plan. */
+  expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError };
+  /** For each ref (same order), every record the target holds with that external id (0, 1 or, where the target allows it, several). Batches calls within the target's limits; throws TransientError/PermanentError like deliver's calls. */
+  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]>;
+  /** Deletes records by the target's own record id (used to remove duplicates). */
+  deleteRecords(object: string, ids: readonly string[]): Promise<void>;
+}
+
+/** True when the sink can read back and delete what it writes (checks the methods exist). */
+export function isRecordReader(s: Sink): s is Sink & RecordReader {
+  const candidate = s as Partial<RecordReader>;
+  return typeof candidate.expectedRecords === 'function' && typeof candidate.readRecords === 'function' && typeof candidate.deleteRecords === 'function';
+}

@@ -17,18 +17,19 @@ import { describeError, PermanentError, TransientError } from '../../../protocol
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
-import type { DeliveryItem, Outcome, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
 import { HubSpotBatchClient } from './batch-client.js';
 import { runBatch } from './batch-run.js';
 import { toError, type HubSpotQuota } from './classify.js';
 import { HubSpotSinkConfig, type HubSpotSinkConfigInput } from './config.js';
+import { HubSpotRecords } from './records.js';
 
 export type HubSpotSinkState = SinkState;
 
 /** Below this share of the daily limit left, a warning is logged (once per crossing). */
 const DAILY_WARN_RATIO = 0.1;
 
-export class HubSpotSink implements Sink {
+export class HubSpotSink implements Sink, RecordReader {
   readonly name: string;
   readonly kind = 'hubspot';
   readonly config: HubSpotSinkConfig;
@@ -36,6 +37,7 @@ export class HubSpotSink implements Sink {
   private readonly lifecycle: SinkLifecycle;
   private readonly logger: Logger;
   private readonly client: HubSpotBatchClient;
+  private readonly reader: HubSpotRecords;
   private lastQuota: HubSpotQuota | undefined;
   private dailyWarned = false;
 
@@ -53,6 +55,7 @@ export class HubSpotSink implements Sink {
       stopSignal: this.lifecycle.stopSignal,
       onQuota: (quota) => this.noteQuota(quota),
     });
+    this.reader = new HubSpotRecords(this.client, this.config.mappings, this.config.batchSize);
   }
 
   /**
@@ -81,6 +84,21 @@ export class HubSpotSink implements Sink {
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
     return this.lifecycle.stop();
+  }
+
+  /** The records `item` would be written as (records.ts; nothing is sent). */
+  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+    return this.reader.expectedRecords(item);
+  }
+
+  /** The record per ref, by batch read (records.ts); same token, pacing and timeouts as deliveries. */
+  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+    return this.reader.readRecords(refs);
+  }
+
+  /** Archives records by HubSpot record id (records.ts). */
+  deleteRecords(object: string, ids: readonly string[]): Promise<void> {
+    return this.reader.deleteRecords(object, ids);
   }
 
   /** Rate-limit state from the last `X-HubSpot-RateLimit-*` headers seen, if any. */

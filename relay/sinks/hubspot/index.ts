@@ -10,3 +10,4 @@ export {
 export { planWrites, type UpsertWrite, type WritePlan } from './plan.js';
 export { nextRound, toCalls, type Call, type PendingWrite } from './rounds.js';
 export { parseRateHeaders, describeHubSpotError, type HubSpotQuota } from './classify.js';
+export { HubSpotRecords } from './records.js';

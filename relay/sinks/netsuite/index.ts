@@ -11,3 +11,4 @@ export {
 } from './config.js';
 export { planWrites, type WritePlan } from './plan.js';
 export type { GovernanceLimits } from './rest-client.js';
+export { NetSuiteRecords, EXTERNAL_ID_FIELD } from './records.js';

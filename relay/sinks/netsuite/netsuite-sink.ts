@@ -26,11 +26,12 @@ import type { Logger } from '../../../protocols/log.js';
 import { notAttempted } from '../shared/failures.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
 import { attemptBySubject } from '../shared/subject-order.js';
-import type { DeliveryItem, Outcome, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
 import { loadPrivateKey } from './assertion.js';
 import { netSuiteBaseUrl, NetSuiteSinkConfig, type NetSuiteSinkConfigInput } from './config.js';
 import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
+import { NetSuiteRecords } from './records.js';
 import { NetSuiteRestClient, type GovernanceLimits } from './rest-client.js';
 
 export type NetSuiteSinkState = SinkState;
@@ -42,7 +43,7 @@ export interface NetSuiteSinkOptions {
   now?: () => number;
 }
 
-export class NetSuiteSink implements Sink {
+export class NetSuiteSink implements Sink, RecordReader {
   readonly name: string;
   readonly kind = 'netsuite';
   readonly config: NetSuiteSinkConfig;
@@ -51,6 +52,7 @@ export class NetSuiteSink implements Sink {
   private readonly logger: Logger;
   private readonly tokens: TokenSource;
   private readonly client: NetSuiteRestClient;
+  private readonly reader: NetSuiteRecords;
   private limits: GovernanceLimits | undefined;
 
   /**
@@ -81,6 +83,7 @@ export class NetSuiteSink implements Sink {
       this.logger,
     );
     this.client = new NetSuiteRestClient(this.tokens, { baseUrl, timeoutMs: this.config.timeoutMs, stopSignal: this.lifecycle.stopSignal, fetch: pacedFetch(options.gate) });
+    this.reader = new NetSuiteRecords(this.client, this.config.mappings, this.config.concurrency);
   }
 
   /**
@@ -102,6 +105,21 @@ export class NetSuiteSink implements Sink {
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
     return this.lifecycle.stop();
+  }
+
+  /** The records `item` would be written as (records.ts; nothing is sent). */
+  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+    return this.reader.expectedRecords(item);
+  }
+
+  /** The record per ref, one GET by external id each, at most `concurrency` at once (records.ts). */
+  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+    return this.reader.readRecords(refs);
+  }
+
+  /** Deletes records by internal id (records.ts). */
+  deleteRecords(object: string, ids: readonly string[]): Promise<void> {
+    return this.reader.deleteRecords(object, ids);
   }
 
   /** Concurrency limits read at start, if NetSuite answered them. */

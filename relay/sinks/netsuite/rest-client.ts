@@ -1,7 +1,8 @@
 /**
  * Calls to NetSuite's REST web services: upsert of one record by external id
  * (`PUT /services/rest/record/v1/{recordType}/eid:{externalId}`, answered 204 with the
- * record's URL in Location) and the governance limits of the integration
+ * record's URL in Location), reading one record by external id and deleting one by
+ * internal id (reconciliation, records.ts), and the governance limits of the integration
  * (`GET /services/rest/system/v1/governanceLimits`).
  *
  * On 401 the token is invalidated, a new one fetched and the call retried once. A
@@ -11,10 +12,10 @@
  * so a field id that does not exist on the record type fails loudly instead of being
  * dropped, whatever the account's default.
  */
-import { PermanentError } from '../../../protocols/errors.js';
+import { PermanentError, TransientError } from '../../../protocols/errors.js';
 import { fetchAnswer, type Answer } from '../shared/timed-fetch.js';
 import { sendWithTokenRetry } from '../shared/token-retry.js';
-import { authRefused, classifyApiResponse, classifyNetworkError, withContext } from './classify.js';
+import { authRefused, classifyApiResponse, classifyNetworkError, parseErrorDetails, withContext } from './classify.js';
 import type { AccessToken, TokenSource } from './oauth.js';
 
 export interface UpsertRequest {
@@ -60,6 +61,38 @@ export class NetSuiteRestClient {
     return { recordId: `${request.recordType}/${internalId ?? `eid:${request.externalId}`}` };
   }
 
+  /**
+   * Reads one record by external id with only `fields` (`GET .../{recordType}/eid:{externalId}?fields=a,b`):
+   * its internal id and the fields NetSuite returned, or undefined when no record has
+   * that external id (404 NONEXISTENT_ID). Any other failure is thrown, classified.
+   */
+  async get(recordType: string, externalId: string, fields: readonly string[]): Promise<{ id: string; fields: Record<string, unknown> } | undefined> {
+    const what = `reading ${recordType}/eid:${externalId}`;
+    const query = fields.length > 0 ? `?fields=${fields.map(encodeURIComponent).join(',')}` : '';
+    const answer = await this.call(what, 'GET', `/services/rest/record/v1/${encodeURIComponent(recordType)}/eid:${encodeURIComponent(externalId)}${query}`);
+    if (answer.status === 404 && parseErrorDetails(answer.text).some((d) => d['o:errorCode'] === 'NONEXISTENT_ID')) return undefined;
+    if (answer.status !== 200) throw classifyApiResponse(what, answer.status, answer.headers, answer.text);
+    let body: unknown;
+    try {
+      body = JSON.parse(answer.text);
+    } catch (error) {
+      throw new TransientError(`${what}: HTTP 200 with a body that is not JSON`, { cause: error });
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TransientError(`${what}: HTTP 200 without a record`);
+    const { links, id, ...rest } = body as Record<string, unknown>;
+    const internalId = typeof id === 'string' ? id : internalIdFrom(selfLink(links) ?? null);
+    if (internalId === undefined) throw new TransientError(`${what}: HTTP 200 without the record's internal id`);
+    return { id: internalId, fields: rest };
+  }
+
+  /** Deletes one record by internal id (`DELETE .../{recordType}/{id}`, 204); a record already gone (404 NONEXISTENT_ID) counts as deleted. */
+  async delete(recordType: string, id: string): Promise<void> {
+    const what = `deleting ${recordType}/${id}`;
+    const answer = await this.call(what, 'DELETE', `/services/rest/record/v1/${encodeURIComponent(recordType)}/${encodeURIComponent(id)}`);
+    if (answer.status === 404 && parseErrorDetails(answer.text).some((d) => d['o:errorCode'] === 'NONEXISTENT_ID')) return;
+    if (answer.status < 200 || answer.status > 299) throw classifyApiResponse(what, answer.status, answer.headers, answer.text);
+  }
+
   /** Reads the concurrency limits; NetSuite answers only for administrator roles. */
   async governanceLimits(): Promise<GovernanceLimits> {
     const what = 'reading NetSuite governance limits';
@@ -82,7 +115,7 @@ export class NetSuiteRestClient {
     }
   }
 
-  private call(what: string, method: 'PUT' | 'GET', path: string, body?: unknown): Promise<Answer> {
+  private call(what: string, method: 'PUT' | 'GET' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
     return sendWithTokenRetry(this.tokens, (token) => this.send(token, method, path, body, what), {
       what,
       authRefused,
@@ -90,7 +123,7 @@ export class NetSuiteRestClient {
     });
   }
 
-  private async send(token: AccessToken, method: 'PUT' | 'GET', path: string, body: unknown, what: string): Promise<Answer> {
+  private async send(token: AccessToken, method: 'PUT' | 'GET' | 'DELETE', path: string, body: unknown, what: string): Promise<Answer> {
     const headers: Record<string, string> = { Authorization: `Bearer ${token.accessToken}`, Accept: 'application/json' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -107,6 +140,13 @@ export class NetSuiteRestClient {
       throw classifyNetworkError(what, error, this.options.timeoutMs);
     }
   }
+}
+
+/** The `href` of a record's `links: [{ rel: 'self', href }]`. */
+function selfLink(links: unknown): string | undefined {
+  if (!Array.isArray(links)) return undefined;
+  const self = links.find((l): l is { rel: string; href: string } => typeof l === 'object' && l !== null && (l as { rel?: unknown }).rel === 'self');
+  return typeof self?.href === 'string' ? self.href : undefined;
 }
 
 /** `https://.../record/v1/customrecord_x/123` -> `123`. */

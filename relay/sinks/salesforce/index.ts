@@ -11,3 +11,4 @@ export { planWrites, type WritePlan, type RecordWrite } from './plan.js';
 export { planCalls, type CollectionCall, type CallRecord } from './calls.js';
 export { MAX_RECORDS_PER_CALL } from './rest-client.js';
 export { parseLimitInfo } from './classify.js';
+export { SalesforceRecords, buildQueries, encodeQueryValue, soqlLiteral, MAX_QUERY_URL_CHARS } from './records.js';

@@ -69,29 +69,30 @@ export class SalesforceRestClient {
       allOrNone: false,
       records: request.records.map((r) => ({ attributes: { type: request.object }, ...r.body, [request.externalIdField]: r.externalId })),
     });
-    const answer = await this.call(path, body, what);
+    const answer = await this.call('PATCH', path, what, body);
     if (answer.status < 200 || answer.status > 299) throw classifyApiResponse(what, answer.status, answer.headers, answer.text);
     return parseResults(what, answer, request);
   }
 
-  /** Sends a PATCH with the current token; on 401, once more with a fresh one. */
-  private call(path: string, body: string, what: string): Promise<Answer> {
-    return sendWithTokenRetry(this.tokens, (token) => this.send(token, path, body, what), {
+  /**
+   * Sends a request with the current token; on 401, once more with a fresh one.
+   * `path` is relative to `/services/data/vXX.X/`, or absolute (`/services/data/...`,
+   * as a query's `nextRecordsUrl` is); either way it goes to the token's instance.
+   */
+  call(method: 'GET' | 'PATCH' | 'DELETE', path: string, what: string, body?: string): Promise<Answer> {
+    return sendWithTokenRetry(this.tokens, (token) => this.send(token, method, path, body, what), {
       what,
       authRefused,
       refusedTwice: () => new PermanentError('INVALID_SESSION_ID: a fresh access token was refused too', { code: 'INVALID_SESSION_ID' }),
     });
   }
 
-  private async send(token: AccessToken, path: string, body: string, what: string): Promise<Answer> {
-    const url = `${token.instanceUrl}/services/data/v${this.options.apiVersion}/${path}`;
+  private async send(token: AccessToken, method: 'GET' | 'PATCH' | 'DELETE', path: string, body: string | undefined, what: string): Promise<Answer> {
+    const url = path.startsWith('/') ? `${token.instanceUrl}${path}` : `${token.instanceUrl}/services/data/v${this.options.apiVersion}/${path}`;
+    const headers: Record<string, string> = { Authorization: `Bearer ${token.accessToken}`, Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     try {
-      const answer = await fetchAnswer(
-        this.options.fetch ?? fetch,
-        url,
-        { method: 'PATCH', headers: { Authorization: `Bearer ${token.accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body },
-        this.options,
-      );
+      const answer = await fetchAnswer(this.options.fetch ?? fetch, url, { method, headers, ...(body === undefined ? {} : { body }) }, this.options);
       const usage = parseLimitInfo(answer.headers.get('sforce-limit-info'));
       if (usage) this.options.onLimitInfo(usage);
       return answer;

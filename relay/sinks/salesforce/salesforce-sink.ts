@@ -28,13 +28,14 @@ import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import { notAttempted } from '../shared/failures.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
-import type { DeliveryItem, Outcome, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
 import { planCalls, type CollectionCall } from './calls.js';
 import { classifyRecordErrors, withContext } from './classify.js';
 import { SalesforceSinkConfig, type SalesforceSinkConfigInput } from './config.js';
 import { assertionAudience, loadSalesforcePrivateKey } from './assertion.js';
 import { clientCredentialsGrant, jwtBearerGrant, OAuthTokenSource, type TokenGrant, type TokenSource } from './oauth.js';
 import { planWrites } from './plan.js';
+import { SalesforceRecords } from './records.js';
 import { SalesforceRestClient, type RecordResult } from './rest-client.js';
 
 export type SalesforceSinkState = SinkState;
@@ -42,7 +43,7 @@ export type SalesforceSinkState = SinkState;
 /** Above this share of the daily API allocation, a warning is logged (once per crossing). */
 const QUOTA_WARN_RATIO = 0.9;
 
-export class SalesforceSink implements Sink {
+export class SalesforceSink implements Sink, RecordReader {
   readonly name: string;
   readonly kind = 'salesforce';
   readonly config: SalesforceSinkConfig;
@@ -51,6 +52,7 @@ export class SalesforceSink implements Sink {
   private readonly logger: Logger;
   private readonly tokens: TokenSource;
   private readonly client: SalesforceRestClient;
+  private readonly reader: SalesforceRecords;
   private lastQuota: { used: number; max: number } | undefined;
   private quotaWarned = false;
 
@@ -74,6 +76,7 @@ export class SalesforceSink implements Sink {
       stopSignal: this.lifecycle.stopSignal,
       onLimitInfo: (usage) => this.noteQuota(usage),
     });
+    this.reader = new SalesforceRecords(this.client, this.config.mappings);
   }
 
   /**
@@ -93,6 +96,21 @@ export class SalesforceSink implements Sink {
   /** Aborts requests in flight (their items end `errored`) and waits for running batches to return. */
   async stop(): Promise<void> {
     return this.lifecycle.stop();
+  }
+
+  /** The records `item` would be written as (records.ts; nothing is sent). */
+  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+    return this.reader.expectedRecords(item);
+  }
+
+  /** Every record per ref, by SOQL query (records.ts); same token, pacing and timeouts as deliveries. */
+  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+    return this.reader.readRecords(refs);
+  }
+
+  /** Deletes records by Salesforce id with sObject Collections (records.ts). */
+  deleteRecords(object: string, ids: readonly string[]): Promise<void> {
+    return this.reader.deleteRecords(object, ids);
   }
 
   /** API usage from the last `Sforce-Limit-Info` header seen, if any. */

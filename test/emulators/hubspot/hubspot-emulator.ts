@@ -15,6 +15,9 @@
  * - `writes` counts every applied upsert of a record, `changes` those that changed a
  *   stored value (a create counts as both): "redelivery changed nothing" is `changes`
  *   unchanged while `writes` grew.
+ * - Records are read back with batch read (by record id or a unique property) and
+ *   removed with batch archive; tests change records "behind the relay's back" with
+ *   `deleteRecord` and `setProperties` (no validation, counters untouched).
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -116,6 +119,12 @@ export interface FaultsRequest {
   revokeToken?: string;
   clearValidationRules?: boolean;
   resetRateLimits?: boolean;
+}
+
+/** Body of `POST /__emulator/tamper`: changes made "behind the relay's back"; every key optional. */
+export interface TamperRequest {
+  deleteRecord?: { objectType: string; property: string; value: string };
+  setProperties?: { objectType: string; property: string; value: string; properties: Record<string, string | null> };
 }
 
 interface UpsertInput {
@@ -260,6 +269,33 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     this.rules.clear();
   }
 
+  /** Archives the record whose `property` holds `value`, as a user deleting it would; false when there is none. */
+  deleteRecord(objectType: string, property: string, value: string): boolean {
+    const name = this.resolve(objectType);
+    const record = name ? this.findAny(name, property, value) : undefined;
+    if (!name || !record) return false;
+    this.remove(name, record);
+    return true;
+  }
+
+  /**
+   * Overwrites properties of the record whose `property` holds `value` (null clears one),
+   * as another user or integration would: no validation, counters untouched. False when there is none.
+   */
+  setProperties(objectType: string, property: string, value: string, properties: Record<string, string | null>): boolean {
+    const name = this.resolve(objectType);
+    const record = name ? this.findAny(name, property, value) : undefined;
+    if (!name || !record) return false;
+    this.unindex(name, record);
+    for (const [key, v] of Object.entries(properties)) {
+      if (v === null) delete record.properties[key];
+      else record.properties[key] = v;
+    }
+    record.updatedAt = new Date().toISOString();
+    this.index(name, record);
+    return true;
+  }
+
   /** The token is refused from now on (401), as when the private app's token is rotated or the app deleted. */
   revokeToken(token: string): void {
     this.tokens.delete(token);
@@ -337,10 +373,19 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     const name = this.resolve(objectType);
     if (!name) throw new Refusal(400, { status: 'error', message: `Unable to infer object type from: ${objectType}`, correlationId: randomUUID() });
     const rest = match[2];
-    if (rest === 'batch/upsert' && req.method === 'POST') {
-      if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-        throw new Refusal(415, { status: 'error', message: 'Unsupported Media Type: send application/json', correlationId: randomUUID() });
-      }
+    const isBatch = req.method === 'POST' && (rest === 'batch/upsert' || rest === 'batch/read' || rest === 'batch/archive');
+    if (isBatch && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new Refusal(415, { status: 'error', message: 'Unsupported Media Type: send application/json', correlationId: randomUUID() });
+    }
+    if (isBatch && rest === 'batch/read') {
+      const answer = this.batchRead(name, body);
+      return this.send(res, answer.status, answer.body, headers);
+    }
+    if (isBatch && rest === 'batch/archive') {
+      this.batchArchive(name, body);
+      return this.send(res, 204, undefined, headers);
+    }
+    if (isBatch && rest === 'batch/upsert') {
       const answer = this.batchUpsert(name, body);
       this.send(res, answer.status, answer.body, headers);
       for (const event of answer.events) this.emit('upsert', event);
@@ -503,6 +548,101 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     return { record: copyRecord(record), created: true, changed: true };
   }
 
+  /**
+   * Batch read by record id, or by a unique property (`idProperty`): found records in
+   * `results` with the requested properties (null where unset) plus hs_object_id,
+   * hs_createdate and hs_lastmodifieddate; values not found in a 207's `errors`
+   * (OBJECT_NOT_FOUND, `context.ids`).
+   */
+  private batchRead(name: string, text: string): { status: number; body: unknown } {
+    const startedAt = new Date().toISOString();
+    const refuse = (message: string): Refusal => new Refusal(400, { status: 'error', message, correlationId: randomUUID(), category: 'VALIDATION_ERROR' });
+    let body: { inputs?: unknown; idProperty?: unknown; properties?: unknown } | null;
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch (error) {
+      throw refuse(`Invalid input JSON on line 1, column 1: ${(error as Error).message}`);
+    }
+    const inputs = body?.inputs;
+    if (!Array.isArray(inputs)) throw refuse('Some required fields were not set: [inputs]');
+    if (inputs.length > MAX_BATCH_INPUTS) {
+      throw refuse(`The maximum number of inputs supported in a batch request is ${MAX_BATCH_INPUTS}. Please reduce the number of items and try again`);
+    }
+    const ids = inputs.map((input: unknown, i) => {
+      const id = (input as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string' || id === '') throw refuse(`Invalid input JSON: inputs[${i}] needs a non-empty string id`);
+      return id;
+    });
+    const idProperty = typeof body?.idProperty === 'string' && body.idProperty !== '' ? body.idProperty : undefined;
+    const spec = this.objects[name]!;
+    if (idProperty !== undefined && idProperty !== 'hs_object_id') {
+      const property = Object.hasOwn(spec.properties, idProperty) ? spec.properties[idProperty] : undefined;
+      if (!property) throw refuse(`Property "${idProperty}" does not exist`);
+      if (!property.hasUniqueValue) throw refuse(`Unable to read by non-unique ${spec.objectTypeId} property ${idProperty} in portal ID ${this.portalId}`);
+    }
+    const requested = Array.isArray(body?.properties) ? body.properties.filter((p): p is string => typeof p === 'string') : [];
+    const results: unknown[] = [];
+    const missing: string[] = [];
+    const seen = new Set<string>();
+    for (const id of ids) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const record = idProperty === undefined || idProperty === 'hs_object_id' ? this.store.get(name)?.get(id) : this.findBy(name, idProperty, id);
+      if (!record) {
+        missing.push(id);
+        continue;
+      }
+      const properties: Record<string, string | null> = {};
+      for (const p of requested) properties[p] = record.properties[p] ?? null;
+      Object.assign(properties, { hs_object_id: record.id, hs_createdate: record.createdAt, hs_lastmodifieddate: record.updatedAt });
+      results.push({ id: record.id, properties, createdAt: record.createdAt, updatedAt: record.updatedAt, archived: false });
+    }
+    const completedAt = new Date().toISOString();
+    if (missing.length === 0) return { status: 200, body: { status: 'COMPLETE', results, startedAt, completedAt } };
+    const error = {
+      status: 'error',
+      category: 'OBJECT_NOT_FOUND',
+      message: `Could not get some ${name.toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`,
+      context: { ids: missing },
+    };
+    return { status: 207, body: { status: 'COMPLETE', results, numErrors: 1, errors: [error], startedAt, completedAt } };
+  }
+
+  /** Batch archive by record id: 204; ids of no record are ignored. */
+  private batchArchive(name: string, text: string): void {
+    let inputs: unknown;
+    try {
+      inputs = (JSON.parse(text) as { inputs?: unknown } | null)?.inputs;
+    } catch (error) {
+      throw new Refusal(400, { status: 'error', message: `Invalid input JSON on line 1, column 1: ${(error as Error).message}`, correlationId: randomUUID(), category: 'VALIDATION_ERROR' });
+    }
+    if (!Array.isArray(inputs)) throw new Refusal(400, { status: 'error', message: 'Some required fields were not set: [inputs]', correlationId: randomUUID(), category: 'VALIDATION_ERROR' });
+    if (inputs.length > MAX_BATCH_INPUTS) {
+      throw new Refusal(400, {
+        status: 'error',
+        message: `The maximum number of inputs supported in a batch request is ${MAX_BATCH_INPUTS}. Please reduce the number of items and try again`,
+        correlationId: randomUUID(),
+        category: 'VALIDATION_ERROR',
+      });
+    }
+    for (const input of inputs) {
+      const id = (input as { id?: unknown } | null)?.id;
+      const record = typeof id === 'string' ? this.store.get(name)?.get(id) : undefined;
+      if (record) this.remove(name, record);
+    }
+  }
+
+  /** Moves a record out of the portal (HubSpot's recycling bin), freeing its unique values. */
+  private remove(name: string, record: HubSpotRecord): void {
+    this.unindex(name, record);
+    this.store.get(name)?.delete(record.id);
+  }
+
+  /** The record whose `property` holds `value`, by the unique index or else by scanning. */
+  private findAny(name: string, property: string, value: string): HubSpotRecord | undefined {
+    return this.findBy(name, property, value) ?? [...(this.store.get(name)?.values() ?? [])].find((r) => r.properties[property] === value);
+  }
+
   private list(name: string, query: URLSearchParams): unknown {
     const limit = Math.min(100, Math.max(1, Number(query.get('limit') ?? 10) || 10));
     const results = [...(this.store.get(name)?.values() ?? [])].slice(0, limit).map(publicRecord);
@@ -563,6 +703,10 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
 
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     countStatus(this.counters.status, status);
+    if (body === undefined) {
+      res.writeHead(status, { 'X-HubSpot-Correlation-Id': randomUUID(), ...headers }).end();
+      return;
+    }
     const text = JSON.stringify(body);
     res.writeHead(status, { 'Content-Type': JSON_TYPE, 'X-HubSpot-Correlation-Id': randomUUID(), ...headers }).end(text);
   }
@@ -573,6 +717,20 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     const reply = (status: number, body?: unknown): void => replyControl(res, status, body);
     if (req.method === 'GET' && target.pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && target.pathname === '/__emulator/records') return reply(200, this.records(target.searchParams.get('objectType') ?? ''));
+    if (req.method === 'POST' && target.pathname === '/__emulator/tamper') {
+      let tamper: TamperRequest;
+      try {
+        tamper = JSON.parse(await this.readBody(req)) as TamperRequest;
+      } catch (error) {
+        return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
+      }
+      const missing: string[] = [];
+      const s = tamper.setProperties;
+      if (s && !this.setProperties(s.objectType, s.property, s.value, s.properties ?? {})) missing.push(`setProperties: no ${s.objectType} record with ${s.property}=${s.value}`);
+      const d = tamper.deleteRecord;
+      if (d && !this.deleteRecord(d.objectType, d.property, d.value)) missing.push(`deleteRecord: no ${d.objectType} record with ${d.property}=${d.value}`);
+      return missing.length > 0 ? reply(404, { error: missing.join('; ') }) : reply(204);
+    }
     if (req.method === 'POST' && target.pathname === '/__emulator/faults') {
       let faults: FaultsRequest;
       try {

@@ -19,6 +19,9 @@
  *   `changes` unchanged while `writes` grew. A rejected upsert changes nothing.
  * - Time (token and assertion expiry) comes from the `now` option, so tests move the
  *   clock instead of sleeping.
+ * - Records are read back by external id (optionally only `?fields=`) and deleted by
+ *   internal or external id; tests change records "behind the relay's back" with
+ *   `deleteRecord` and `setFields` (no validation, counters untouched).
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -134,6 +137,12 @@ export interface FaultsRequest {
   clearValidationRules?: boolean;
   /** Slots other integrations hold from now on (replaces the previous value). */
   occupied?: number;
+}
+
+/** Body of `POST /__emulator/tamper`: changes made "behind the relay's back"; every key optional. */
+export interface TamperRequest {
+  deleteRecord?: { type: string; externalId: string };
+  setFields?: { type: string; externalId: string; fields: Record<string, unknown> };
 }
 
 const JSON_TYPE = 'application/json; charset=UTF-8';
@@ -332,6 +341,26 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     this.rules.clear();
   }
 
+  /** Deletes the record with this external id, as a user would in the UI; false when there is none. */
+  deleteRecord(recordType: string, externalId: string): boolean {
+    return this.store.get(recordType)?.delete(externalId) ?? false;
+  }
+
+  /**
+   * Overwrites fields of the record with this external id (null clears one; a select is
+   * `{ id, refName }`), as another user or integration would: no validation, counters
+   * untouched. False when there is none.
+   */
+  setFields(recordType: string, externalId: string, fields: Record<string, unknown>): boolean {
+    const record = this.store.get(recordType)?.get(externalId);
+    if (!record) return false;
+    for (const [name, value] of Object.entries(fields)) {
+      if (value === null) delete record.fields[name];
+      else record.fields[name] = structuredClone(value);
+    }
+    return true;
+  }
+
   /** Invalidates every access token issued so far, as a revoked mapping would. */
   expireTokens(): void {
     this.tokens.clear();
@@ -515,7 +544,8 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     }
     if (key === undefined) return reject(405, [{ detail: 'Only record instances are served here.', 'o:errorCode': 'INVALID_REQUEST' }]);
     const externalId = key.startsWith('eid:') ? key.slice(4) : undefined;
-    if (req.method === 'GET') return this.retrieve(res, recordType, key, externalId);
+    if (req.method === 'GET') return this.retrieve(req, res, recordType, key, externalId);
+    if (req.method === 'DELETE') return this.remove(res, recordType, key, externalId);
     if (req.method !== 'PUT') {
       return reject(405, [{ detail: `HTTP method ${req.method} is not supported by this emulator; use PUT with an external ID.`, 'o:errorCode': 'INVALID_REQUEST' }]);
     }
@@ -575,14 +605,32 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (this.listenerCount('upsert') > 0) this.emit('upsert', { record: copyRecord(record), created, changed });
   }
 
-  private retrieve(res: ServerResponse, recordType: string, key: string, externalId: string | undefined): void {
+  private find(recordType: string, key: string, externalId: string | undefined): StoredRecord | undefined {
     const byId = this.store.get(recordType);
-    const record = externalId !== undefined ? byId?.get(externalId) : [...(byId?.values() ?? [])].find((r) => r.id === key);
-    if (!record) {
-      return this.send(res, 404, errorBody(404, [{ detail: `The record instance does not exist. Provide a valid record instance ID.`, 'o:errorCode': 'NONEXISTENT_ID', 'o:urlPath': key }]));
-    }
+    return externalId !== undefined ? byId?.get(externalId) : [...(byId?.values() ?? [])].find((r) => r.id === key);
+  }
+
+  private notFound(res: ServerResponse, key: string): void {
+    this.send(res, 404, errorBody(404, [{ detail: `The record instance does not exist. Provide a valid record instance ID.`, 'o:errorCode': 'NONEXISTENT_ID', 'o:urlPath': key }]));
+  }
+
+  /** The record; with `?fields=a,b` only those fields (plus links and id), leaving out unset ones. */
+  private retrieve(req: IncomingMessage, res: ServerResponse, recordType: string, key: string, externalId: string | undefined): void {
+    const record = this.find(recordType, key, externalId);
+    if (!record) return this.notFound(res, key);
     const self = `${this.url}/services/rest/record/v1/${recordType}/${record.id}`;
-    this.send(res, 200, { links: [{ rel: 'self', href: self }], id: record.id, externalId: record.externalId, ...record.fields });
+    const fieldsParam = new URL(req.url ?? '/', 'http://emulator').searchParams.get('fields');
+    const all: Record<string, unknown> = { externalId: record.externalId, ...record.fields };
+    const shown = fieldsParam === null ? all : Object.fromEntries(fieldsParam.split(',').filter((f) => Object.hasOwn(all, f)).map((f) => [f, all[f]]));
+    this.send(res, 200, { links: [{ rel: 'self', href: self }], id: record.id, ...structuredClone(shown) });
+  }
+
+  /** `DELETE .../{recordType}/{id or eid:...}`: 204 without a body, or 404 NONEXISTENT_ID. */
+  private remove(res: ServerResponse, recordType: string, key: string, externalId: string | undefined): void {
+    const record = this.find(recordType, key, externalId);
+    if (!record) return this.notFound(res, key);
+    this.store.get(recordType)?.delete(record.externalId);
+    this.send(res, 204, undefined);
   }
 
   // ---- control plane (other processes drive faults over HTTP) -----------------
@@ -592,6 +640,20 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (req.method === 'GET' && pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('type') ?? ''));
     if (req.method === 'GET' && pathname === '/__emulator/audit') return reply(200, this.loginAuditTrail());
+    if (req.method === 'POST' && pathname === '/__emulator/tamper') {
+      let tamper: TamperRequest;
+      try {
+        tamper = JSON.parse(await this.readBody(req)) as TamperRequest;
+      } catch (error) {
+        return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
+      }
+      const missing: string[] = [];
+      const s = tamper.setFields;
+      if (s && !this.setFields(s.type, s.externalId, s.fields ?? {})) missing.push(`setFields: no ${s.type} record ${s.externalId}`);
+      const d = tamper.deleteRecord;
+      if (d && !this.deleteRecord(d.type, d.externalId)) missing.push(`deleteRecord: no ${d.type} record ${d.externalId}`);
+      return missing.length > 0 ? reply(404, { error: missing.join('; ') }) : reply(204);
+    }
     if (req.method === 'POST' && pathname === '/__emulator/faults') {
       let faults: FaultsRequest;
       try {

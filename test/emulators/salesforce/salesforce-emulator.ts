@@ -15,6 +15,9 @@
  *   counts as both): "redelivery changed nothing" is `changes` unchanged while `writes`
  *   grew. A rejected upsert (300, 4xx, a failed collection record) changes nothing.
  * - Every authenticated API request is one API call, whatever it carries.
+ * - Records can be read back with SOQL (query.ts) and deleted with sObject Collections;
+ *   tests change records "behind the relay's back" with `deleteRecord`, `setFields`
+ *   and `seedDuplicate` (no validation, counters untouched).
  */
 import { randomBytes, createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -24,6 +27,7 @@ import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson }
 import { JWT_BEARER_GRANT_TYPE, JwtBearerVerifier, type JwtBearerClient, type ReceivedAssertion } from './jwt-bearer.js';
 import { collectionUpsert, MAX_COLLECTION_RECORDS, type RecordError, type UpsertResult } from './collections.js';
 import { defaultObjects, type SalesforceError, type SObjectFieldSpec, type SObjectSpec, type ValidationRule } from './objects.js';
+import { DEFAULT_QUERY_PAGE_SIZE, QueryEngine, type QueryAnswer } from './query.js';
 import { recordUrl, RecordStore, type UpsertEvent, type UpsertRecord } from './store.js';
 
 export type { JwtBearerClient, ReceivedAssertion };
@@ -47,6 +51,32 @@ export interface SalesforceEmulatorOptions {
   apiLimit?: number;
   /** Request bodies above this get 413. Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Records per Query answer before `nextRecordsUrl`. Default 2000 (Salesforce's maximum). */
+  queryPageSize?: number;
+}
+
+/** A Query or Query More Results request that was answered 200. */
+export interface QueryCallEvent {
+  /** The SOQL text; undefined for Query More Results. */
+  soql?: string;
+  /** Length of the request's path and query string, as sent. */
+  urlLength: number;
+  records: number;
+  done: boolean;
+}
+
+/** One id of a collections delete and its fate. */
+export interface DeleteResult {
+  id: string;
+  success: boolean;
+  errors: RecordError[];
+}
+
+/** Body of `POST /__emulator/tamper`: changes made "behind the relay's back"; every key optional. */
+export interface TamperRequest {
+  deleteRecord?: { object: string; externalId: string };
+  setFields?: { object: string; externalId: string; fields: Record<string, unknown> };
+  duplicate?: { object: string; externalId: string };
 }
 
 /** A well-formed sObject Collections upsert request; emitted when it is answered, before its records' `upsert` events. */
@@ -96,7 +126,7 @@ const NOT_FOUND: SalesforceError[] = [{ message: 'The requested resource does no
 const ORG_ID = '00D5P0000000PLT';
 const USER_ID = '0055P0000000PLT';
 
-export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; collection: [CollectionCallEvent] }> {
+export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; collection: [CollectionCallEvent]; query: [QueryCallEvent] }> {
   readonly url: string;
   readonly port: number;
 
@@ -108,6 +138,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
   private readonly maxBodyBytes: number;
   private readonly tokens = new Map<string, number>(); // access token -> expires at (ms)
   private readonly store: RecordStore;
+  private readonly queries: QueryEngine;
   private readonly rules = new Map<string, ValidationRule[]>();
   private readonly faults: FaultResponse[] = [];
   /** "object external id" -> per-record errors the next collection upserts of that record get. */
@@ -130,6 +161,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     this.jwt = new JwtBearerVerifier(options.jwtClients ?? [], () => audiences);
     this.tokenTtlMs = options.tokenTtlMs ?? 2 * 60 * 60 * 1000;
     this.store = new RecordStore(options.objects ?? defaultObjects);
+    this.queries = new QueryEngine(this.store, options.queryPageSize ?? DEFAULT_QUERY_PAGE_SIZE);
     this.apiLimit = options.apiLimit ?? 100_000;
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
     http.server.on('request', (req, res) => {
@@ -217,8 +249,21 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
    * Adds a second record with an existing external id, as an external id field
    * without the Unique attribute allows; upserts of that id then answer 300.
    */
-  seedDuplicate(object: string, externalId: string): void {
-    this.store.seedDuplicate(object, externalId);
+  seedDuplicate(object: string, externalId: string): UpsertRecord {
+    return this.store.seedDuplicate(object, externalId);
+  }
+
+  /** Deletes every record with this external id, as a user would in the UI; returns how many. */
+  deleteRecord(object: string, externalId: string): number {
+    return this.store.removeByExternalId(object, externalId);
+  }
+
+  /**
+   * Overwrites fields of the record with this external id (null clears one), as another
+   * user or integration would: no validation, counters untouched. False when there is none.
+   */
+  setFields(object: string, externalId: string, fields: Record<string, unknown>): boolean {
+    return this.store.setFields(object, externalId, fields);
   }
 
   async stop(): Promise<void> {
@@ -345,7 +390,19 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     }
     this.apiUsed++;
 
-    const parts = rest.split('/').slice(1); // e.g. sobjects/Object/Field/value, composite/sobjects/Object/Field
+    const parts = rest.split('/').slice(1); // e.g. sobjects/Object/Field/value, composite/sobjects/Object/Field, query, query/locator
+    const urlLength = (req.url ?? '').length;
+    if (parts[0] === 'query' && parts.length <= 2) {
+      if (req.method !== 'GET') return this.methodNotAllowed(res, req.method, 'GET');
+      if (parts.length === 2) return this.answerQuery(res, this.queries.more(parts[1] ?? ''), urlLength);
+      const soql = query.get('q');
+      if (soql === null) return this.send(res, 400, [{ message: 'A query string has to be specified', errorCode: 'MALFORMED_QUERY' }], this.limitHeader());
+      return this.answerQuery(res, this.queries.run(version, soql), urlLength, soql);
+    }
+    if (parts[0] === 'composite' && parts[1] === 'sobjects' && parts.length === 2) {
+      if (req.method !== 'DELETE') return this.methodNotAllowed(res, req.method, 'DELETE');
+      return this.collectionDelete(res, query);
+    }
     if (parts[0] === 'composite' && parts[1] === 'sobjects' && parts.length === 4 && parts[2] && parts[3]) {
       if (req.method !== 'PATCH') return this.methodNotAllowed(res, req.method, 'PATCH');
       return this.collectionUpsert(req, res, parts[2], parts[3], body);
@@ -361,6 +418,48 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     if (req.method === 'PATCH') return this.upsert(req, res, { version, object, field, externalId, updateOnly: query.get('updateOnly') === 'true' }, body);
     if (req.method === 'GET') return this.retrieve(res, version, object, field, externalId);
     return this.methodNotAllowed(res, req.method, 'GET,PATCH');
+  }
+
+  private answerQuery(res: ServerResponse, answer: QueryAnswer, urlLength: number, soql?: string): void {
+    if (!answer.ok) return this.send(res, answer.status, answer.errors, this.limitHeader());
+    this.send(res, 200, answer.body, this.limitHeader());
+    if (this.listenerCount('query') > 0) {
+      this.emit('query', { ...(soql === undefined ? {} : { soql }), urlLength, records: answer.body.records.length, done: answer.body.done });
+    }
+  }
+
+  /**
+   * sObject Collections delete: `DELETE .../composite/sobjects?ids=a,b[&allOrNone=true]`,
+   * up to 200 ids, one result per id in request order; 200 whatever their fate.
+   */
+  private collectionDelete(res: ServerResponse, query: URLSearchParams): void {
+    const ids = (query.get('ids') ?? '').split(',').filter((id) => id !== '');
+    if (ids.length === 0) return this.send(res, 400, [{ message: 'ids: required parameter missing', errorCode: 'MISSING_ARGUMENT' }], this.limitHeader());
+    if (ids.length > MAX_COLLECTION_RECORDS) {
+      return this.send(res, 400, [{ message: 'record limit reached. cannot submit more than 200 records into this call', errorCode: 'EXCEEDED_ID_LIMIT' }], this.limitHeader());
+    }
+    const allOrNone = query.get('allOrNone') === 'true';
+    const known = new Set(this.store.scanAll().map((r) => r.id));
+    const failure = (id: string): RecordError | undefined => {
+      if (known.has(id)) return undefined;
+      return this.store.wasDeleted(id)
+        ? { statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] }
+        : { statusCode: 'INVALID_CROSS_REFERENCE_KEY', message: 'invalid cross reference id', fields: [] };
+    };
+    const failures = ids.map(failure);
+    if (allOrNone && failures.some((f) => f !== undefined)) {
+      const rolledBack: RecordError = {
+        statusCode: 'ALL_OR_NONE_OPERATION_ROLLED_BACK',
+        message: 'Record rolled back because not all records were valid and the request was using AllOrNone header',
+        fields: [],
+      };
+      return this.send(res, 200, ids.map((id, i): DeleteResult => ({ id, success: false, errors: [failures[i] ?? rolledBack] })), this.limitHeader());
+    }
+    const results = ids.map((id, i): DeleteResult => {
+      const error = failures[i] ?? (this.store.deleteById(id) === 'deleted' ? undefined : failure(id));
+      return error ? { id, success: false, errors: [error] } : { id, success: true, errors: [] };
+    });
+    this.send(res, 200, results, this.limitHeader());
   }
 
   private methodNotAllowed(res: ServerResponse, method: string | undefined, allowed: string): void {
@@ -456,6 +555,7 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     const reply = (status: number, body?: unknown): void => replyControl(res, status, body);
     if (req.method === 'GET' && pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('object') ?? ''));
+    if (req.method === 'POST' && pathname === '/__emulator/tamper') return this.tamper(req, reply);
     if (req.method === 'POST' && pathname === '/__emulator/faults') {
       let faults: FaultsRequest;
       try {
@@ -475,6 +575,29 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
       return reply(204);
     }
     reply(404, { error: 'unknown emulator control route' });
+  }
+
+  /** `POST /__emulator/tamper`: 204, or 404 naming the first change that found no record. */
+  private async tamper(req: IncomingMessage, reply: (status: number, body?: unknown) => void): Promise<void> {
+    let body: TamperRequest;
+    try {
+      body = JSON.parse(await this.readBody(req)) as TamperRequest;
+    } catch (error) {
+      return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
+    }
+    const missing: string[] = [];
+    if (body.duplicate) {
+      const { object, externalId } = body.duplicate;
+      if (this.store.matches(object, externalId).length === 0) missing.push(`duplicate: no ${object} record ${externalId}`);
+      else this.seedDuplicate(object, externalId);
+    }
+    if (body.setFields && !this.setFields(body.setFields.object, body.setFields.externalId, body.setFields.fields ?? {})) {
+      missing.push(`setFields: no ${body.setFields.object} record ${body.setFields.externalId}`);
+    }
+    if (body.deleteRecord && this.deleteRecord(body.deleteRecord.object, body.deleteRecord.externalId) === 0) {
+      missing.push(`deleteRecord: no ${body.deleteRecord.object} record ${body.deleteRecord.externalId}`);
+    }
+    return missing.length > 0 ? reply(404, { error: missing.join('; ') }) : reply(204);
   }
 }
 

@@ -10,6 +10,9 @@
  *   stored value (a create counts as both), so "redelivery changed nothing" is `changes`
  *   unchanged while `writes` grew.
  * - More than one record per external id exists only through `seedDuplicate`.
+ * - A deleted record's id is remembered, so deleting it again answers ENTITY_IS_DELETED.
+ * - `removeByExternalId` and `setFields` change records "behind the relay's back"
+ *   (another user or integration): no validation, and `writes`/`changes` stay as they are.
  */
 import { IdGenerator, keyPrefix } from './ids.js';
 import { checkUpsertBody, sameFields, type SalesforceError, type SObjectSpec, type ValidationRule } from './objects.js';
@@ -50,6 +53,7 @@ export class RecordStore {
   private readonly ids = new IdGenerator();
   /** object -> external id -> matching records. */
   private readonly byObject = new Map<string, Map<string, UpsertRecord[]>>();
+  private readonly deletedIds = new Set<string>();
 
   constructor(private readonly objects: Record<string, SObjectSpec>) {
     Object.keys(objects).forEach((name, i) => this.prefixes.set(name, keyPrefix(i)));
@@ -124,11 +128,67 @@ export class RecordStore {
     return { record: copyRecord(record), created: true, changed: true };
   }
 
-  /** Adds a second record with an existing external id, as a non-unique external id field allows. */
-  seedDuplicate(object: string, externalId: string): void {
+  /** Adds a second record with an existing external id, as a non-unique external id field allows; returns it. */
+  seedDuplicate(object: string, externalId: string): UpsertRecord {
     const matches = this.byObject.get(object)?.get(externalId);
     if (!matches?.[0]) throw new Error(`no ${object} record with external id ${externalId} to duplicate`);
-    matches.push({ ...copyRecord(matches[0]), id: this.ids.next(this.prefixes.get(object)!), createdAt: Date.now(), writes: 1, changes: 1 });
+    const duplicate = { ...copyRecord(matches[0]), id: this.ids.next(this.prefixes.get(object)!), createdAt: Date.now(), writes: 1, changes: 1 };
+    matches.push(duplicate);
+    return copyRecord(duplicate);
+  }
+
+  /** The object's schema, when the org has it. */
+  spec(object: string): SObjectSpec | undefined {
+    return Object.hasOwn(this.objects, object) ? this.objects[object] : undefined;
+  }
+
+  /** The live records of an object in creation order (not copies: callers only read). */
+  scan(object: string): readonly UpsertRecord[] {
+    const byId = this.byObject.get(object);
+    return byId ? [...byId.values()].flat().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)) : [];
+  }
+
+  /** Every live record of every object. */
+  scanAll(): readonly UpsertRecord[] {
+    return [...this.byObject.keys()].flatMap((object) => this.scan(object));
+  }
+
+  wasDeleted(id: string): boolean {
+    return this.deletedIds.has(id);
+  }
+
+  /** Deletes the record with this Salesforce id: 'deleted', 'already-deleted' or 'unknown'. */
+  deleteById(id: string): 'deleted' | 'already-deleted' | 'unknown' {
+    if (this.deletedIds.has(id)) return 'already-deleted';
+    for (const byExternalId of this.byObject.values()) {
+      for (const [externalId, list] of byExternalId) {
+        const index = list.findIndex((r) => r.id === id);
+        if (index < 0) continue;
+        list.splice(index, 1);
+        if (list.length === 0) byExternalId.delete(externalId);
+        this.deletedIds.add(id);
+        return 'deleted';
+      }
+    }
+    return 'unknown';
+  }
+
+  /** Deletes every record with this external id (as a user deleting it in the UI); returns how many. */
+  removeByExternalId(object: string, externalId: string): number {
+    const matches = [...this.matches(object, externalId)];
+    for (const record of matches) this.deleteById(record.id);
+    return matches.length;
+  }
+
+  /** Overwrites fields of the first record with this external id (null clears one); false when there is none. */
+  setFields(object: string, externalId: string, fields: Record<string, unknown>): boolean {
+    const record = this.matches(object, externalId)[0];
+    if (!record) return false;
+    for (const [name, value] of Object.entries(fields)) {
+      if (value === null) delete record.fields[name];
+      else record.fields[name] = value;
+    }
+    return true;
   }
 }
 
