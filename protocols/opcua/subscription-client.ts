@@ -391,12 +391,13 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     while (!this.stopping) {
       const gen = new Generation(++this.generations);
       this.gen = gen;
-      const startedAt = Date.now();
+      let establishedAt: number | undefined;
       try {
         const last = this.lastFailure;
         const detail = this.generations > 1 ? `attempt ${attempt + 1}${last ? `; the last one failed: ${last.reason}` : ''}` : undefined;
         this.setHealth('connecting', detail, last?.problem);
         await this.establish(gen);
+        establishedAt = Date.now();
         const reason = await gen.ended;
         if (!this.stopping) this.log?.warn({ reason, generation: gen.number }, 'recycling the OPC UA session');
       } catch (e) {
@@ -406,8 +407,10 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
       }
       await this.teardown(gen);
       if (this.stopping) break;
-      // A generation that lived a while resets the backoff; one that dies at once keeps growing it.
-      attempt = Date.now() - startedAt > this.o.reconnectMaxMs ? 0 : attempt + 1;
+      // A session that lived a while resets the backoff; one that dies at once, or an attempt
+      // that never got a session (however slowly it failed, e.g. on a loaded machine), keeps
+      // growing it.
+      attempt = establishedAt !== undefined && Date.now() - establishedAt > this.o.reconnectMaxMs ? 0 : attempt + 1;
       if (this.current.state === 'connected' || this.current.state === 'stalled') this.setHealth('disconnected', gen.endReason);
       await this.sleep(backoffMs(attempt, this.o.reconnectBaseMs, this.o.reconnectMaxMs, this.o.random));
     }

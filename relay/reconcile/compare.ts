@@ -2,8 +2,9 @@
  * Whether a record in the target still says what we last wrote. Targets give values back in
  * their own types and formats: HubSpot returns every property as a string, Salesforce a
  * datetime as `2026-11-23T10:00:00.000+0000` where we wrote `...Z`, NetSuite numbers as
- * numbers. So values are compared by meaning: numbers as numbers, times as instants,
- * booleans as booleans, the rest as text.
+ * numbers and a select field written `{ id }` as `{ id, refName }`. So values are compared by
+ * meaning: numbers as numbers, times as instants (NetSuite keeps whole seconds: compared to the
+ * second when one side has no fraction), booleans as booleans, objects by the keys we wrote.
  */
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
@@ -24,11 +25,22 @@ export function sameValue(expected: unknown, found: unknown): boolean {
   if (typeof expected === 'string') {
     const a = instant(expected);
     const b = typeof found === 'string' ? instant(found) : undefined;
-    if (a !== undefined && b !== undefined) return a === b;
+    if (a !== undefined && b !== undefined) {
+      if (a === b) return true;
+      const wholeSeconds = !/\.\d/.test(expected) || !/\.\d/.test(found as string);
+      return wholeSeconds && Math.floor(a / 1000) === Math.floor(b / 1000);
+    }
     if (typeof found === 'number') return Number(expected) === found;
     return String(found) === expected;
   }
-  return JSON.stringify(expected) === JSON.stringify(found);
+  if (typeof expected === 'object' && typeof found === 'object') {
+    // NetSuite answers a select field written as { id } with { id, refName }: what we wrote must
+    // be there; what the target adds is its own business.
+    if (Array.isArray(expected) !== Array.isArray(found)) return false;
+    if (Array.isArray(expected)) return expected.length === (found as unknown[]).length && expected.every((v, i) => sameValue(v, (found as unknown[])[i]));
+    return Object.entries(expected as Record<string, unknown>).every(([k, v]) => sameValue(v, Object.hasOwn(found as object, k) ? (found as Record<string, unknown>)[k] : undefined));
+  }
+  return false;
 }
 
 /** The fields whose value in the target differs from what we wrote, with both values. */

@@ -2,7 +2,8 @@
  * `npm start` is the first thing a newcomer runs: the finite demo must bring every source's
  * data (OPC UA lines, SOAP ERP shipments, MES CSV drops) into the CRM emulator, each
  * milestone once, and exit 0 (it exits 1 when anything is missing after a minute). While it
- * runs, the relay's and the agent's /metrics show the flow.
+ * runs, the relay's and the agent's /metrics show the flow; at the end, reconciliation finds
+ * and repairs two records edited in the CRM behind plantlink's back.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,6 +40,12 @@ describe('plantlink demo', () => {
     expect(shipments).toBeGreaterThan(0);
     expect(stdout).toMatch(/CRM {2}WO-PACK1-0001 +released/);
     expect(stdout).toMatch(/CRM {2}SH-\d+ +shipment /);
+    // Drift injected in the CRM at the end is found by reconciliation and repaired.
+    const reconciliation = stdout.slice(stdout.indexOf('reconciliation: a CRM user deletes'));
+    expect(reconciliation).toMatch(/^missing +plant-1 +work-order\/\S+ +crm +Production_Milestone__c\//m);
+    expect(reconciliation).toMatch(/^stale +plant-1 +work-order\/\S+ +crm +Production_Order__c\//m);
+    expect(reconciliation).toMatch(/re-sent 2 event\(s\) on crm/);
+    expect(reconciliation.trimEnd()).toMatch(/No drift: every event of the day is where it should be\.[\s\S]*demo files kept in/);
 
     expect(scraped, 'no milestone landed while the demo ran').toBeDefined();
     const metrics = await scraped!;

@@ -25,6 +25,9 @@ import { MesFileExporter } from './mes/mes-file-exporter.js';
 import { SalesforceEmulator, type UpsertEvent } from '../emulators/salesforce/salesforce-emulator.js';
 import { PlantSimulator } from './plant/plant-simulator.js';
 import { PlantlinkProcess } from './processes.js';
+import { apiGet, apiPost } from '../../relay/api/client.js';
+import type { ReconcileReport, RepairResult } from '../../relay/reconcile/reconcile.js';
+import { formatRepair, formatReport } from '../../relay/reconcile/report-table.js';
 import { freePort, writeStackConfigs } from './stack-configs.js';
 
 const colour = process.stdout.isTTY ? (code: number, s: string) => `\u001b[${code}m${s}\u001b[0m` : (_c: number, s: string) => s;
@@ -113,6 +116,38 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     out(`${colour(90, new Date().toISOString().slice(11, 23))}  ${colour(34, 'ERP')}  ${e.record.externalId.padEnd(14)} ${colour(34, `${e.record.recordType.replace(/^customrecord_plantlink_/, '').replace(/_/g, ' ')} ${e.created ? 'created' : 'updated'}`.padEnd(18))} ${colour(90, `${e.record.recordType} internal id ${e.record.id}`)}`);
   });
 
+  /**
+   * Someone edits the CRM behind plantlink's back: a milestone deleted, a work order's status
+   * set back. Reconciliation (the same call as `plantlink relay reconcile`) finds both, the
+   * repair re-sends them, and a second reconciliation finds no drift. True when it ends clean.
+   */
+  const reconcileDemo = async (): Promise<boolean> => {
+    const milestone = crm.records('Production_Milestone__c').find((r) => lines.includes(String(r.fields.Equipment__c)));
+    const order = crm.records('Production_Order__c').find((r) => r.fields.Status__c !== 'held');
+    if (!milestone || !order) return false;
+    const day = String(milestone.fields.Occurred_At__c).slice(0, 10);
+    out('');
+    out(colour(1, `reconciliation: a CRM user deletes milestone ${String(milestone.externalId)} (${String(milestone.fields.Work_Order__c)} ${String(milestone.fields.Milestone__c)}) and sets work order ${String(order.externalId)} back to "held"`));
+    crm.deleteRecord('Production_Milestone__c', String(milestone.externalId));
+    crm.setFields('Production_Order__c', String(order.externalId), { Status__c: 'held' });
+    const client = { baseUrl: `http://127.0.0.1:${relayPort}`, token: operatorToken, timeoutMs: 60_000 };
+    out(colour(90, `$ plantlink relay reconcile --day ${day}`));
+    out(formatReport(await apiGet<ReconcileReport>(client, `/v1/reconcile?day=${day}`)));
+    out(colour(90, `$ plantlink relay reconcile --day ${day} --repair`));
+    out(formatRepair((await apiPost<{ repair: RepairResult }>(client, '/v1/reconcile/repair', { day })).repair));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const report = await apiGet<ReconcileReport>(client, `/v1/reconcile?day=${day}`);
+      const drift = report.findings.filter((f) => f.kind !== 'pending');
+      if (drift.length === 0 || Date.now() > deadline) {
+        out(colour(90, `$ plantlink relay reconcile --day ${day}`));
+        out(formatReport(report));
+        return drift.length === 0;
+      }
+    }
+  };
+
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -141,8 +176,16 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     const deadline = Date.now() + 60_000;
     const allLanded = () => landed === plant.truth.length && landedFromFiles === mes.truth.length && crm.records('Shipment__c').length > 0;
     while (!allLanded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    await stop(allLanded() ? 0 : 1);
+    if (!allLanded()) return stop(1);
+    const clean = await reconcileDemo().catch((e: unknown) => {
+      out(`reconciliation failed: ${(e as Error).message}`);
+      return false;
+    });
+    await stop(clean ? 0 : 1);
   } else {
-    out(colour(90, 'Ctrl-C to stop.'));
+    out(colour(90, 'Ctrl-C to stop. In 45 s a CRM user edits two records behind plantlink\'s back, and reconciliation repairs them.'));
+    setTimeout(() => {
+      if (!stopping) reconcileDemo().catch((e: unknown) => out(`reconciliation failed: ${(e as Error).message}`));
+    }, 45_000).unref();
   }
 }

@@ -16,6 +16,12 @@ describe('comparing what we wrote with what the target holds', () => {
     expect(sameValue('completed', 'started')).toBe(false);
     expect(sameValue('10', 10)).toBe(true);
     expect(sameValue('x', null)).toBe(false);
+    // NetSuite: datetimes to the second, selects answered with their refName.
+    expect(sameValue('2026-11-23T10:00:00.123Z', '2026-11-23T10:00:00Z')).toBe(true);
+    expect(sameValue('2026-11-23T10:00:00.123Z', '2026-11-23T10:00:01Z')).toBe(false);
+    expect(sameValue({ id: '7' }, { id: '7', refName: 'Released' })).toBe(true);
+    expect(sameValue({ id: '7' }, { id: '8', refName: 'Held' })).toBe(false);
+    expect(sameValue({ id: '7' }, '7')).toBe(false);
   });
 
   it('lists the fields that differ, a field the target left empty included', () => {
