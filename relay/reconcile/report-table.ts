@@ -8,15 +8,16 @@ export function formatReport(report: ReconcileReport): string {
   const out: string[] = [];
   out.push(`Reconciliation of ${report.day} (UTC, by event time)${report.plant ? `, plant ${report.plant}` : ''}${report.lane ? `, lane ${report.lane}` : ''}${report.verify ? ', read back from the targets' : ', relay records only (--no-verify)'}`);
   out.push('');
+  const table = (header: readonly string[], rows: readonly (readonly string[])[]) => formatTable(header, rows).trimEnd();
   out.push(
-    formatTable(
+    table(
       ['Plant', 'In ledgers', 'Received', 'Not received', 'Dropped', 'Without ledger'],
       report.plants.map((p) => [p.plant, String(p.ledger), String(p.received), String(p.notReceived), String(p.dropped), String(p.withoutLedger)]),
     ),
   );
   out.push('');
   out.push(
-    formatTable(
+    table(
       ['Plant', 'Lane', 'Events', 'Delivered', 'Pending', 'Dead', 'Checked', 'Missing', 'Duplicated', 'Stale'],
       report.lanes.map((l) => [l.plant, l.lane, String(l.events), String(l.delivered), String(l.pending), String(l.dead), l.verified ? String(l.recordsChecked) : 'not read', String(l.missing), String(l.duplicated), String(l.stale)]),
     ),
@@ -28,7 +29,7 @@ export function formatReport(report: ReconcileReport): string {
   } else {
     out.push('');
     out.push(
-      formatTable(
+      table(
         ['Finding', 'Plant', 'Key', 'Lane', 'Record', 'Detail'],
         problems.map((f) => [f.kind, f.plant, f.subject, f.lane ?? '-', f.record ? `${f.record.object}/${f.record.externalId}` : '-', f.detail]),
       ),

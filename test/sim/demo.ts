@@ -89,8 +89,8 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   const stopShipping = plantErp.runAutomatically({ everyMs: 4000 });
   const stopExporting = mes.runAutomatically({ everyMs: 3000 });
 
-  let landed = 0;
-  let landedFromFiles = 0;
+  const landed = new Set<string>();
+  const landedFromFiles = new Set<string>();
   crm.on('upsert', (e: UpsertEvent) => {
     if (e.record.object === 'Shipment__c' && e.changed) {
       const f = e.record.fields;
@@ -101,8 +101,8 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     }
     if (e.record.object !== 'Production_Milestone__c' || !e.created) return;
     const f = e.record.fields;
-    if (lines.includes(String(f.Equipment__c))) landed++;
-    else landedFromFiles++;
+    // Counted by external id: a record re-created by the reconciliation repair is no new milestone.
+    (lines.includes(String(f.Equipment__c)) ? landed : landedFromFiles).add(String(e.record.externalId));
     const at = Date.parse(String(f.Occurred_At__c));
     const lag = Number.isFinite(at) ? `${Date.now() - at} ms after the line` : '';
     const milestone = String(f.Milestone__c);
@@ -128,9 +128,15 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     const day = String(milestone.fields.Occurred_At__c).slice(0, 10);
     out('');
     out(colour(1, `reconciliation: a CRM user deletes milestone ${String(milestone.externalId)} (${String(milestone.fields.Work_Order__c)} ${String(milestone.fields.Milestone__c)}) and sets work order ${String(order.externalId)} back to "held"`));
+    const client = { baseUrl: `http://127.0.0.1:${relayPort}`, token: operatorToken, timeoutMs: 60_000 };
+    // The agent's ledger follows its events every few seconds (status ticks): let it catch up.
+    for (let i = 0; i < 30; i++) {
+      const r = await apiGet<ReconcileReport>(client, `/v1/reconcile?day=${day}&verify=false`);
+      if (r.plants.every((p) => p.withoutLedger === 0)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
     crm.deleteRecord('Production_Milestone__c', String(milestone.externalId));
     crm.setFields('Production_Order__c', String(order.externalId), { Status__c: 'held' });
-    const client = { baseUrl: `http://127.0.0.1:${relayPort}`, token: operatorToken, timeoutMs: 60_000 };
     out(colour(90, `$ plantlink relay reconcile --day ${day}`));
     out(formatReport(await apiGet<ReconcileReport>(client, `/v1/reconcile?day=${day}`)));
     out(colour(90, `$ plantlink relay reconcile --day ${day} --repair`));
@@ -156,7 +162,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     stopShipping();
     stopExporting();
     out(
-      `stopping: the lines made ${plant.truth.length} milestones and the MES exported ${mes.truth.length}; ${landed + landedFromFiles} landed in the CRM (${crm.records('Production_Order__c').length} work orders, ${crm.records('Shipment__c').length} shipments).`,
+      `stopping: the lines made ${plant.truth.length} milestones and the MES exported ${mes.truth.length}; ${landed.size + landedFromFiles.size} landed in the CRM (${crm.records('Production_Order__c').length} work orders, ${crm.records('Shipment__c').length} shipments).`,
     );
     await agent.stop();
     await relay.stop();
@@ -174,7 +180,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     await plant.finished();
     stopExporting();
     const deadline = Date.now() + 60_000;
-    const allLanded = () => landed === plant.truth.length && landedFromFiles === mes.truth.length && crm.records('Shipment__c').length > 0;
+    const allLanded = () => landed.size === plant.truth.length && landedFromFiles.size === mes.truth.length && crm.records('Shipment__c').length > 0;
     while (!allLanded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     if (!allLanded()) return stop(1);
     const clean = await reconcileDemo().catch((e: unknown) => {
