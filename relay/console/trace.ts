@@ -40,6 +40,8 @@ export interface TraceEntry {
   hops: TraceHop[];
   /** From reading at the source (or the event time) to the last lane's confirmation, once every lane delivered. */
   endToEndMs: number | null;
+  /** What `endToEndMs` counts from: the agent's read, or (agents without `readtime`) the event's own time. */
+  endToEndFrom: 'read' | 'event';
   event: Record<string, unknown>;
 }
 
@@ -91,6 +93,7 @@ export function traceOf(e: TracedEvent): TraceEntry {
     what: whatHappened(e.event),
     hops,
     endToEndMs: allDelivered ? Math.max(...e.deliveries.map((d) => d.updatedMs)) - start : null,
+    endToEndFrom: readMs === null ? 'event' : 'read',
     event: e.event,
   };
 }

@@ -2,7 +2,7 @@
 // event's path from the plant's source to every sink, with times.
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, time } from './api.js';
+import { api, duration, time } from './api.js';
 
 const HOP_LABEL = {
   read: 'Read at the source',
@@ -16,7 +16,9 @@ const HOP_LABEL = {
 
 function ms(n) {
   if (n === null || n === undefined) return '';
-  return n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`;
+  if (n < 1000) return `${n} ms`;
+  if (n < 60_000) return `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`;
+  return duration(n);
 }
 
 const pad = (n, w = 2) => String(n).padStart(w, '0');
@@ -51,7 +53,7 @@ function EventCard({ e }) {
     <h3>
       <span class=${`pill ${state}`}>${state === 'ok' ? 'delivered' : state === 'bad' ? 'dead letter' : 'in flight'}</span>
       <b>${e.subject}</b> <span>${e.what}</span>
-      <span class="muted small">plant ${e.plant} · ${time(e.timeMs)}${e.salesOrder ? ` · sales order ${e.salesOrder}` : ''}${e.endToEndMs !== null ? ` · end to end ${ms(e.endToEndMs)}` : ''}</span>
+      <span class="muted small">plant ${e.plant} · ${time(e.timeMs)}${e.salesOrder ? ` · sales order ${e.salesOrder}` : ''}${e.endToEndMs !== null ? ` · ${e.endToEndFrom === 'read' ? 'read to delivered' : 'event time to delivered'} ${ms(e.endToEndMs)}` : ''}</span>
     </h3>
     <${Hops} e=${e} />
     <div class="muted small">event <code>${e.id}</code> · correlation <code>${e.correlationId}</code> · ${e.type}

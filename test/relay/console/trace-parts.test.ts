@@ -72,11 +72,13 @@ describe('event trace hops', () => {
     const t = base({});
     const done = traceOf({ ...t, deliveries: [{ lane: 'crm', status: 'delivered', attempts: 1, updatedMs: t.timeMs + 65, nextAttemptMs: 0, recordIds: ['a0X1'], lastError: null, errorCode: null }] });
     expect(done.endToEndMs).toBe(60);
+    expect(done.endToEndFrom).toBe('read');
     const pending = traceOf({ ...t, deliveries: [{ lane: 'crm', status: 'pending', attempts: 3, updatedMs: 0, nextAttemptMs: t.timeMs + 5000, recordIds: [], lastError: 'HTTP 503', errorCode: 'http_503' }] });
     expect(pending.hops.at(-1)).toMatchObject({ hop: 'pending', atMs: null, lane: 'crm' });
     expect(pending.hops.at(-1)!.detail).toContain('3 attempts so far');
     const old = traceOf({ ...t, event: { ...t.event, readtime: undefined, outboxtime: undefined }, deliveries: [] });
     expect(old.hops.slice(0, 2).map((h) => h.atMs)).toEqual([null, null]);
+    expect(old.endToEndFrom).toBe('event');
     expect(old.hops[3]!.detail).toBe('no route matched: delivered nowhere');
   });
 });
