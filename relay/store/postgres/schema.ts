@@ -16,7 +16,7 @@ import type { Pool } from 'pg';
 const MIGRATION_LOCK = 0x706c616e; // "plan"
 
 /** Step n takes the schema from version n to n + 1. */
-const STEPS: readonly string[] = [
+export const STEPS: readonly string[] = [
   `
   CREATE TABLE inbox (
     seq bigserial PRIMARY KEY, source text NOT NULL, id text NOT NULL, type text NOT NULL,

@@ -1,11 +1,16 @@
 /** The store contract against both stores: the embedded SQLite inbox and PostgreSQL. */
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import pg_ from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION, STEPS } from '../../../relay/store/postgres/schema.js';
+import { milestoneEvent } from '../sinks/salesforce/fixtures.js';
 import { PostgresStore } from '../../../relay/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../../relay/store/sqlite/sqlite-store.js';
 import { startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { tempDir } from '../../helpers/temp.js';
 import { storeContract } from './store-contract.js';
+
+const { Pool } = pg_;
 
 storeContract('sqlite', async (now) => {
   const { dir, cleanup } = tempDir();
@@ -46,4 +51,32 @@ storeContract('postgres', async (now) => {
       await store.close();
     },
   };
+});
+
+describe('PostgreSQL schema migration', () => {
+  it('takes a version-1 database to the current version, keeping its events, and refuses a newer one', async () => {
+    const url = await pg.createDatabase(`migration_${++databases}`);
+    const pool = new Pool({ connectionString: url });
+    try {
+      await pool.query(STEPS[0]!);
+      await pool.query('CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (1)');
+      const e = milestoneEvent('WO-1', 'released', 1);
+      await pool.query(
+        `INSERT INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms) VALUES ($1, $2, $3, $4, $5, 'agent-1', $6, $7, $8, $9, 5)`,
+        [e.source, e.id, e.type, e.subject, e.plant, Date.parse(e.time), e.plantseq, e.correlationid, JSON.stringify(e)],
+      );
+      const store = await PostgresStore.open({ url, poolSize: 2 });
+      try {
+        expect((await store.findEvents({ key: 'WO-1', limit: 5 })).map((x) => [x.id, x.salesOrder])).toEqual([[e.id, null]]);
+        expect(await store.addLedger('agent-1', 'P1', [{ id: e.id, source: e.source, type: e.type, subject: e.subject, timeMs: 1, status: 'stored' }])).toBe(1);
+      } finally {
+        await store.close();
+      }
+      expect((await pool.query('SELECT version FROM schema_version')).rows).toEqual([{ version: SCHEMA_VERSION }]);
+      await pool.query('UPDATE schema_version SET version = 99');
+      await expect(PostgresStore.open({ url, poolSize: 1 })).rejects.toThrow(/schema version 99.*upgrade this replica/);
+    } finally {
+      await pool.end();
+    }
+  });
 });
