@@ -24,7 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { PermanentError, TransientError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { REPAIRABLE, type Reconciler } from '../reconcile/reconcile.js';
+import { isRepairable, type Reconciler } from '../reconcile/reconcile.js';
 import type { ApiConfig } from '../api/operator-api.js';
 import type { RelayStore } from '../store/store.js';
 import { consoleAssets } from './assets.js';
@@ -300,7 +300,7 @@ export class WebConsole {
     });
     const resent = repair.resent.reduce((n, r) => n + r.events, 0);
     const deleted = repair.deleted.reduce((n, d) => n + d.ids.length, 0);
-    const row = this.auditLog().record({ by: session.name, role: session.role, request: { repair: request }, matched: report.findings.filter((f) => REPAIRABLE.has(f.kind)).length, replayed: resent + deleted });
+    const row = this.auditLog().record({ by: session.name, role: session.role, request: { repair: request }, matched: report.findings.filter(isRepairable).length, replayed: resent + deleted });
     this.deps.logger.warn({ audit: 'reconcile-repair', via: 'console', by: session.name, request, resent: repair.resent, deleted: repair.deleted, errors: repair.errors }, 'reconciliation repair');
     if (resent > 0) this.deps.onResend?.();
     this.json(res, 200, { report, repair, audit: row });

@@ -11,7 +11,7 @@
  *   reason) or `pending` (attempts so far, next attempt, last error).
  * Agents older than the `readtime`/`outboxtime` attributes leave those two hops without time.
  */
-import type { EventQuery, RelayStore, TracedEvent } from '../store/store.js';
+import type { RelayStore, TracedEvent } from '../store/store.js';
 import { MAX_QUERY_KEY } from '../store/store.js';
 
 /** At most this many events per search; the newest ones when there are more. */
@@ -105,19 +105,10 @@ export function traceOf(e: TracedEvent): TraceEntry {
 export async function trace(store: RelayStore, key: string, plant?: string): Promise<{ key: string; events: TraceEntry[]; truncated: boolean }> {
   const k = key.trim();
   if (!k || k.length > MAX_QUERY_KEY) return { key: k, events: [], truncated: false };
-  const found: TracedEvent[] = [];
-  let truncated = false;
-  const query: EventQuery = { key: k, plant, limit: 500 };
-  // Pages through (a sales order may have thousands of events) keeping only the newest.
-  for (;;) {
-    const page = await store.findEvents(query);
-    found.push(...page);
-    if (found.length > MAX_TRACED) {
-      found.splice(0, found.length - MAX_TRACED);
-      truncated = true;
-    }
-    if (page.length < query.limit) break;
-    query.afterSeq = page.at(-1)!.seq;
-  }
+  // The newest MAX_TRACED (+1 to know there are more), read newest first: one bounded query
+  // however many events the key has (a sales order may have thousands).
+  const newest = await store.findEvents({ key: k, plant, newestFirst: true, limit: MAX_TRACED + 1 });
+  const truncated = newest.length > MAX_TRACED;
+  const found = newest.slice(0, MAX_TRACED).reverse();
   return { key: k, events: found.map(traceOf), truncated };
 }

@@ -8,7 +8,7 @@
  * - `resend` moves only `delivered` rows back to `pending` (dead letters have replay); the
  *   subject's order holds because a pending row is due only as its subject's head.
  * - Ledger entries are idempotent on (source, id): an agent resending its ledger after a lost
- *   ack adds nothing.
+ *   ack adds nothing; an entry first `dropped` and later `stored` ends `stored`.
  */
 import type Database from 'better-sqlite3';
 import type {
@@ -95,8 +95,10 @@ export class InboxHistory {
         'SELECT time_ms AS timeMs, plantseq FROM subject_versions WHERE sink = ? AND subject = ?',
       ),
       addLedger: db.prepare(
-        `INSERT OR IGNORE INTO ledger (plant, agent, source, id, type, subject, time_ms, status, received_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        // A fact first dropped (outbox full) and later stored counts as stored.
+        `INSERT INTO ledger (plant, agent, source, id, type, subject, time_ms, status, received_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (source, id) DO UPDATE SET status = 'stored' WHERE ledger.status = 'dropped' AND excluded.status = 'stored'`,
       ),
     };
   }
@@ -126,7 +128,7 @@ export class InboxHistory {
       .prepare(
         `SELECT seq, id, source, type, subject, plant, agent, time_ms AS timeMs, plantseq, correlation_id AS correlationId,
                 sales_order AS salesOrder, received_ms AS receivedMs, body
-           FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+           FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ?`,
       )
       .all(...args) as EventRow[];
     return rows.map(({ body, ...r }) => ({

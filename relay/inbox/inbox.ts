@@ -49,6 +49,9 @@ const SCHEMA_STEPS: readonly string[] = [
   // 2: the event trace (search by business key, sales order, correlation id) and the agents' ledgers.
   `
   ALTER TABLE inbox ADD COLUMN sales_order TEXT;
+  -- Added during version 1, when every open re-ran CREATE IF NOT EXISTS: a file from before has not got them.
+  CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
+  CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, status, inbox_seq);
   CREATE INDEX inbox_subject ON inbox (subject);
   CREATE INDEX inbox_correlation ON inbox (correlation_id);
   CREATE INDEX inbox_sales_order ON inbox (sales_order) WHERE sales_order IS NOT NULL;
@@ -375,7 +378,8 @@ export class Inbox {
       if (n < slice) break;
     }
     const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
-    this.db.prepare('DELETE FROM ledger WHERE received_ms < ?').run(cutoffMs);
+    // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
+    while (this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? LIMIT ?)').run(cutoffMs, slice).changes === slice);
     return { events, rejections };
   }
 

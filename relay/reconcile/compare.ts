@@ -4,7 +4,7 @@
  * datetime as `2026-11-23T10:00:00.000+0000` where we wrote `...Z`, NetSuite numbers as
  * numbers and a select field written `{ id }` as `{ id, refName }`. So values are compared by
  * meaning: numbers as numbers, times as instants (NetSuite keeps whole seconds: compared to the
- * second when one side has no fraction), booleans as booleans, objects by the keys we wrote.
+ * second when the target's answer has no fraction and ours had one), booleans as booleans, objects by the keys we wrote.
  */
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
@@ -19,16 +19,20 @@ function instant(v: string): number | undefined {
 export function sameValue(expected: unknown, found: unknown): boolean {
   if (expected === found) return true;
   if (expected === undefined || expected === null) return found === undefined || found === null || found === '';
+  // Salesforce answers an empty text field with null.
+  if (expected === '') return found === undefined || found === null || found === '';
   if (found === undefined || found === null) return false;
-  if (typeof expected === 'number') return Number(found) === expected || (typeof found === 'string' && found.trim() !== '' && Number(found) === expected);
+  // Only a number or numeric text: Number('') and Number(false) are 0, and a cleared field is not 0.
+  if (typeof expected === 'number') return typeof found === 'number' ? found === expected : typeof found === 'string' && found.trim() !== '' && Number(found) === expected;
   if (typeof expected === 'boolean') return String(found).toLowerCase() === String(expected);
   if (typeof expected === 'string') {
     const a = instant(expected);
     const b = typeof found === 'string' ? instant(found) : undefined;
     if (a !== undefined && b !== undefined) {
       if (a === b) return true;
-      const wholeSeconds = !/\.\d/.test(expected) || !/\.\d/.test(found as string);
-      return wholeSeconds && Math.floor(a / 1000) === Math.floor(b / 1000);
+      // A target that keeps whole seconds (NetSuite) answers without a fraction what we wrote with one.
+      const truncatedByTarget = /\.\d/.test(expected) && !/\.\d/.test(found as string);
+      return truncatedByTarget && Math.floor(a / 1000) === Math.floor(b / 1000);
     }
     if (typeof found === 'number') return Number(expected) === found;
     return String(found) === expected;

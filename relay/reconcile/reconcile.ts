@@ -40,6 +40,9 @@ export type FindingKind = 'dropped' | 'not_received' | 'pending' | 'dead' | 'mis
 /** Kinds that mean the target is not as it should be and a repair can fix it. */
 export const REPAIRABLE: ReadonlySet<FindingKind> = new Set(['missing', 'duplicated', 'stale']);
 
+/** Whether repair acts on this finding. */
+export const isRepairable = (f: Finding): boolean => REPAIRABLE.has(f.kind) && !f.manual;
+
 export interface Finding {
   kind: FindingKind;
   plant: string;
@@ -51,6 +54,8 @@ export interface Finding {
   /** The target record, for missing, duplicated and stale. */
   record?: { object: string; externalIdField: string; externalId: string; apply: 'event' | 'latest'; ids?: string[] };
   differences?: { field: string; expected: unknown; found: unknown }[];
+  /** A duplicate that repair leaves alone: which record to keep is a person's call. */
+  manual?: boolean;
   detail: string;
 }
 
@@ -96,7 +101,7 @@ export interface ReconcileReport {
   unverifiable: string[];
   /** Findings per business key: the orders and shipments to look at. */
   byKey: { plant: string; subject: string; kinds: FindingKind[] }[];
-  /** True when the findings list was cut at MAX_FINDINGS (the counts are complete). */
+  /** True when a kind's findings were cut at MAX_FINDINGS (the counts are complete; repair what is listed, then run again). */
   truncated: boolean;
 }
 
@@ -125,6 +130,7 @@ export interface ReconcilerDeps {
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const PAGE = 1000;
 const READ_CHUNK = 200;
+/** Findings listed per kind, at most. */
 export const MAX_FINDINGS = 5000;
 
 export function dayBounds(day: string): { fromMs: number; toMs: number } {
@@ -135,6 +141,12 @@ export function dayBounds(day: string): { fromMs: number; toMs: number } {
   }
   return { fromMs, toMs: fromMs + 86_400_000 };
 }
+
+/**
+ * The SQLite store answers synchronously: between pages of a big day, let the relay's ingress,
+ * acks and deliveries run.
+ */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const recordKey = (r: Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>) => `${r.object}\u0000${r.externalIdField}\u0000${r.externalId}`;
 
@@ -152,13 +164,24 @@ interface Expectation {
 export class Reconciler {
   private readonly now: () => number;
   private readonly sinks: Map<string, Sink>;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
     this.sinks = new Map(deps.sinks.map((s) => [s.name, s]));
   }
 
-  async reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
+  /**
+   * One reconciliation at a time per relay: each reads a whole day and calls the targets, so
+   * concurrent ones (a console page and a CLI) queue instead of multiplying the load.
+   */
+  reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
+    const run = this.queue.then(() => this.run(options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(options: ReconcileOptions): Promise<ReconcileReport> {
     const { fromMs, toMs } = dayBounds(options.day);
     const oldest = this.now() - this.deps.retentionHours * 3_600_000;
     if (fromMs < oldest) {
@@ -169,10 +192,16 @@ export class Reconciler {
     }
     const verify = options.verify ?? true;
     const findings: Finding[] = [];
+    const perKind = new Map<FindingKind, number>();
     let truncated = false;
+    // Capped per kind, so thousands of pending deliveries (a CRM outage) never push the
+    // repairable findings out of the report, and so out of the repair.
     const add = (f: Finding) => {
-      if (findings.length < MAX_FINDINGS) findings.push(f);
-      else truncated = true;
+      const n = perKind.get(f.kind) ?? 0;
+      if (n < MAX_FINDINGS) {
+        findings.push(f);
+        perKind.set(f.kind, n + 1);
+      } else truncated = true;
     };
 
     const ledger = await this.loadLedger(options.plant, fromMs, toMs);
@@ -292,6 +321,7 @@ export class Reconciler {
     for (const f of report.findings) {
       if (!REPAIRABLE.has(f.kind) || f.lane === undefined || f.inboxSeq === undefined || !f.record) continue;
       if (f.kind === 'duplicated') {
+        if (f.manual) continue;
         const [, ...extra] = f.record.ids ?? [];
         const k = `${f.lane}\u0000${f.record.object}`;
         let d = deletes.get(k);
@@ -340,10 +370,16 @@ export class Reconciler {
     }
     if (found.length > 1) {
       l.duplicated++;
-      // Keep the record the sink reported writing; else the first the target returned.
-      const keep = found.find((r) => x.reportedIds.includes(r.id)) ?? found[0]!;
+      // Keep the record the sink reported writing. When none of them is (a delivery from before
+      // record ids were kept), deleting one could take its children with it (a Salesforce
+      // master-detail cascade): listed, and left to a person.
+      const keep = found.find((r) => x.reportedIds.includes(r.id));
+      if (!keep) {
+        add({ ...base, record: { ...base.record, ids: found.map((r) => r.id) }, kind: 'duplicated', manual: true, detail: `${what} is held by ${found.length} records (${found.map((r) => r.id).join(', ')}), none of them the one plantlink recorded writing: decide by hand which to keep` });
+        return;
+      }
       const ids = [keep.id, ...found.filter((r) => r !== keep).map((r) => r.id)];
-      add({ ...base, record: { ...base.record, ids }, kind: 'duplicated', detail: `${what} is held by ${found.length} records (${ids.join(', ')}): keep ${keep.id}, delete the rest` });
+      add({ ...base, record: { ...base.record, ids }, kind: 'duplicated', detail: `${what} is held by ${found.length} records (${ids.join(', ')}): keep ${keep.id}, the one plantlink wrote; delete the rest` });
       const diff = differingFields(x.record.fields, keep.fields);
       if (diff.length) {
         l.stale++;
@@ -395,6 +431,7 @@ export class Reconciler {
       for (const r of page) out.set(`${r.source}\u0000${r.id}`, r);
       if (page.length < PAGE) return out;
       afterSeq = page.at(-1)!.seq;
+      await yieldToIo();
     }
   }
 
@@ -405,6 +442,7 @@ export class Reconciler {
       yield* page;
       if (page.length < PAGE) return;
       afterSeq = page.at(-1)!.seq;
+      await yieldToIo();
     }
   }
 }

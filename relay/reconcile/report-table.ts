@@ -1,6 +1,6 @@
 /** `plantlink relay reconcile` for people: the report as text tables. */
 import { formatTable } from '../../protocols/text-table.js';
-import type { ReconcileReport, RepairResult } from './reconcile.js';
+import { isRepairable, type ReconcileReport, type RepairResult } from './reconcile.js';
 
 const KIND_ORDER = ['missing', 'duplicated', 'stale', 'dead', 'not_received', 'dropped', 'pending'] as const;
 
@@ -35,7 +35,7 @@ export function formatReport(report: ReconcileReport): string {
       ),
     );
     if (report.truncated) out.push(`(findings cut at ${report.findings.length}; the counts above are complete)`);
-    const repairable = report.findings.filter((f) => f.kind === 'missing' || f.kind === 'duplicated' || f.kind === 'stale').length;
+    const repairable = report.findings.filter(isRepairable).length;
     if (repairable) out.push(`\n${repairable} can be repaired: run again with --repair (re-sends missing and stale records, deletes duplicates).`);
   }
   return `${out.join('\n')}\n`;

@@ -126,6 +126,8 @@ export interface EventQuery {
   fromMs?: number | undefined;
   toMs?: number | undefined;
   afterSeq?: number | undefined;
+  /** Newest seq first (for "the latest N"); `afterSeq` then still bounds from below. */
+  newestFirst?: boolean | undefined;
   limit: number;
 }
 

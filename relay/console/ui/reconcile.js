@@ -15,6 +15,7 @@ const KIND_LABEL = {
 };
 const KIND_ORDER = ['missing', 'duplicated', 'stale', 'dead', 'not_received', 'dropped', 'pending'];
 const REPAIRABLE = new Set(['missing', 'duplicated', 'stale']);
+const isRepairable = (f) => REPAIRABLE.has(f.kind) && !f.manual;
 
 const today = () => new Date().toISOString().slice(0, 10);
 
@@ -53,7 +54,7 @@ function Findings({ report }) {
             (f) => html`<tr data-testid="finding-row">
               <td><b>${f.subject}</b></td><td>${f.plant}</td><td>${f.lane ?? '-'}</td>
               <td>${f.record ? html`<code>${f.record.object}/${f.record.externalId}</code>` : '-'}</td>
-              <td class="reason">${f.detail}</td>
+              <td class="reason">${f.detail}${f.manual ? html` <span class="pill warn">by hand</span>` : ''}</td>
               <td><a href=${`#/trace?key=${encodeURIComponent(f.eventId)}`}>trace</a></td>
             </tr>`,
           )}</tbody>
@@ -87,7 +88,7 @@ export function ReconcilePage({ session }) {
     }
   };
   const doRepair = async () => {
-    const n = report.findings.filter((f) => REPAIRABLE.has(f.kind)).length;
+    const n = report.findings.filter(isRepairable).length;
     if (!window.confirm(`Repair ${n} finding(s) for ${day}? Missing and stale records are sent again, duplicates deleted.`)) return;
     setBusy(true);
     setError(undefined);
@@ -101,7 +102,7 @@ export function ReconcilePage({ session }) {
       setBusy(false);
     }
   };
-  const repairable = report ? report.findings.filter((f) => REPAIRABLE.has(f.kind)).length : 0;
+  const repairable = report ? report.findings.filter(isRepairable).length : 0;
   return html`
     <h1>Reconciliation</h1>
     <form class="search card" onSubmit=${run}>

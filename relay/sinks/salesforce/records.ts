@@ -102,8 +102,13 @@ export class SalesforceRecords implements RecordReader {
     for (const [key, group] of groupRefs(refs)) {
       const values = [...new Set(group.map((r) => r.externalId))];
       const fields = this.fieldsOf(group[0]!.object, group[0]!.externalIdField);
+      // Field names are case-insensitive in Salesforce, and a query answers with each field's own
+      // API name: take the answer's fields back under the names the mappings use.
+      const configured = new Map([group[0]!.externalIdField, ...fields].map((f) => [f.toLowerCase(), f]));
       for (const soql of buildQueries(group[0]!.object, group[0]!.externalIdField, fields, values)) {
-        for (const record of await this.query(soql, group[0]!.object)) {
+        for (const answered of await this.query(soql, group[0]!.object)) {
+          const record = { id: answered.id, fields: Object.fromEntries(Object.entries(answered.fields).map(([k, v]) => [configured.get(k.toLowerCase()) ?? k, v])) };
+          // External id values are compared exactly: a case-sensitive unique field may hold WO-1 and wo-1 as two records.
           const value = record.fields[group[0]!.externalIdField];
           if (typeof value !== 'string' && typeof value !== 'number') continue;
           const refKey = `${key}\u0000${String(value)}`;

@@ -422,7 +422,7 @@ export class PostgresStore implements RelayStore {
     const { rows } = await this.pool.query<Omit<TracedEvent, 'event' | 'deliveries'> & { body: string }>(
       `SELECT seq, id, source, type, subject, plant, agent, time_ms AS "timeMs", plantseq, correlation_id AS "correlationId",
               sales_order AS "salesOrder", received_ms AS "receivedMs", body
-         FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ${arg(q.limit)}`,
+         FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ${arg(q.limit)}`,
       args,
     );
     if (rows.length === 0) return [];
@@ -471,7 +471,7 @@ export class PostgresStore implements RelayStore {
       `INSERT INTO ledger (plant, agent, source, id, type, subject, time_ms, status, received_ms)
        SELECT $1, $2, source, id, type, subject, time_ms, status, $9
          FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) AS l(source, id, type, subject, time_ms, status)
-       ON CONFLICT (source, id) DO NOTHING`,
+       ON CONFLICT (source, id) DO UPDATE SET status = 'stored' WHERE ledger.status = 'dropped' AND excluded.status = 'stored'`,
       [plant, agent, col((e) => e.source), col((e) => e.id), col((e) => e.type), col((e) => e.subject), col((e) => e.timeMs), col((e) => e.status), this.now()],
     );
     return rowCount ?? 0;
@@ -514,7 +514,8 @@ export class PostgresStore implements RelayStore {
       if (n < PRUNE_SLICE) break;
     }
     const { rowCount } = await this.pool.query('DELETE FROM ingress_rejections WHERE received_ms < $1', [cutoffMs]);
-    await this.pool.query('DELETE FROM ledger WHERE received_ms < $1', [cutoffMs]);
+    // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
+    while (((await this.pool.query('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < $1 LIMIT $2)', [cutoffMs, PRUNE_SLICE])).rowCount ?? 0) === PRUNE_SLICE);
     return { events, rejections: rowCount ?? 0 };
   }
 

@@ -22,6 +22,16 @@ describe('comparing what we wrote with what the target holds', () => {
     expect(sameValue({ id: '7' }, { id: '7', refName: 'Released' })).toBe(true);
     expect(sameValue({ id: '7' }, { id: '8', refName: 'Held' })).toBe(false);
     expect(sameValue({ id: '7' }, '7')).toBe(false);
+    // A cleared field is not zero; an empty text field comes back as null.
+    expect(sameValue(0, '')).toBe(false);
+    expect(sameValue(0, '  ')).toBe(false);
+    expect(sameValue(0, false)).toBe(false);
+    expect(sameValue(5, [5])).toBe(false);
+    expect(sameValue(0, '0')).toBe(true);
+    expect(sameValue('', null)).toBe(true);
+    expect(sameValue('', 'x')).toBe(false);
+    // The whole-second tolerance only for a target answer without a fraction.
+    expect(sameValue('2026-11-23T10:00:00Z', '2026-11-23T10:00:00.999+0000')).toBe(false);
   });
 
   it('lists the fields that differ, a field the target left empty included', () => {

@@ -207,6 +207,23 @@ describe('reconciliation against the CRM', () => {
     expect(((await r.json()) as { repair: RepairResult }).repair).toEqual({ resent: [], deleted: [], errors: [] });
   });
 
+  it('leaves a duplicate to a person when none of its records is the one plantlink recorded writing', async () => {
+    const r2Released = eventIdOf('WO-R2', 'released');
+    // A delivery from before record ids were kept.
+    const store = relay.store as unknown as { inbox: { db: import('better-sqlite3').Database } };
+    store.inbox.db.prepare("UPDATE deliveries SET record_ids = NULL WHERE inbox_seq = (SELECT seq FROM inbox WHERE id = ?)").run(r2Released);
+    crm.seedDuplicate(MILESTONE, r2Released);
+    const rep = await report();
+    const dup = rep.findings.find((f) => f.kind === 'duplicated')!;
+    expect(dup).toMatchObject({ subject: 'work-order/WO-R2', manual: true, record: { externalId: r2Released } });
+    expect(dup.detail).toContain('decide by hand');
+    const table = await cli([], VIEWER);
+    expect(table.stdout).not.toContain('can be repaired');
+    const r = await fetch(`${base}/v1/reconcile/repair`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' }, body: JSON.stringify({ day }) });
+    expect(((await r.json()) as { repair: RepairResult }).repair.deleted).toEqual([]);
+    expect(crm.records(MILESTONE).filter((x) => x.externalId === r2Released)).toHaveLength(2);
+  });
+
   it('refuses a malformed day and a day past the relay\'s retention with a clear error', async () => {
     const bad = await fetch(`${base}/v1/reconcile?day=23.11.2026`, { headers: { authorization: `Bearer ${VIEWER}` } });
     expect(bad.status).toBe(400);

@@ -186,6 +186,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const page2 = await store.findEvents({ afterSeq: page1.at(-1)!.seq, limit: 2 });
       expect([...page1, ...page2].map((e) => e.id)).toEqual([wo1.id, wo1b.id, wo2.id, sh.id]);
       expect(await store.findEvents({ plant: 'P2', limit: 10 })).toEqual([]);
+      expect((await store.findEvents({ newestFirst: true, limit: 2 })).map((e) => e.id)).toEqual([sh.id, wo2.id]);
+      expect((await store.findEvents({ key: 'WO-1', newestFirst: true, limit: 5 })).map((e) => e.id)).toEqual([wo1b.id, wo1.id]);
     });
 
     it('resends delivered deliveries (only those) in subject order, and reports applied versions', async () => {
@@ -214,16 +216,21 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const entry = (id: string, timeMs: number, status: 'stored' | 'dropped' = 'stored') => ({ id, source: '/plantlink/plants/P1/sources/s', type: 't', subject: 'work-order/WO-1', timeMs, status });
       expect(await store.addLedger('agent-1', 'P1', [entry('e1', 100), entry('e2', 200), entry('e3', 300, 'dropped')])).toBe(3);
       expect(await store.addLedger('agent-1', 'P1', [entry('e2', 200), entry('e4', 400)])).toBe(1);
+      // A fact dropped when the outbox was full and later stored counts as stored; never the other way.
+      await store.addLedger('agent-1', 'P1', [entry('e5', 500, 'dropped')]);
+      await store.addLedger('agent-1', 'P1', [entry('e5', 500, 'stored')]);
+      await store.addLedger('agent-1', 'P1', [entry('e2', 200, 'dropped')]);
+      expect((await store.ledger({ fromMs: 200, toMs: 501, limit: 10 })).filter((r) => ['e2', 'e5'].includes(r.id)).map((r) => [r.id, r.status])).toEqual([['e2', 'stored'], ['e5', 'stored']]);
       await store.addLedger('agent-2', 'P2', [{ ...entry('e9', 150), source: '/plantlink/plants/P2/sources/s' }]);
       const rows = await store.ledger({ fromMs: 100, toMs: 400, limit: 10 });
       expect(rows.map((r) => [r.id, r.plant, r.status])).toEqual([['e1', 'P1', 'stored'], ['e2', 'P1', 'stored'], ['e3', 'P1', 'dropped'], ['e9', 'P2', 'stored']]);
       expect(rows[0]).toMatchObject({ agent: 'agent-1', receivedMs: 1_000_000, type: 't', subject: 'work-order/WO-1', timeMs: 100 });
-      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, limit: 10 })).map((r) => r.id)).toEqual(['e1', 'e2', 'e3', 'e4']);
+      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, limit: 10 })).map((r) => r.id)).toEqual(['e1', 'e2', 'e3', 'e4', 'e5']);
       const first = await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, limit: 2 });
-      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, afterSeq: first.at(-1)!.seq, limit: 10 })).map((r) => r.id)).toEqual(['e3', 'e4']);
-      now += 10_000;
-      await store.prune(now - 5_000);
-      expect(await store.ledger({ fromMs: 0, toMs: 1000, limit: 10 })).toEqual([]);
+      expect((await store.ledger({ plant: 'P1', fromMs: 0, toMs: 1000, afterSeq: first.at(-1)!.seq, limit: 10 })).map((r) => r.id)).toEqual(['e3', 'e4', 'e5']);
+      // Pruned by event time.
+      await store.prune(350);
+      expect((await store.ledger({ fromMs: 0, toMs: 1000, limit: 10 })).map((r) => r.id)).toEqual(['e4', 'e5']);
     });
 
     it('says it is closed once closed', async () => {
