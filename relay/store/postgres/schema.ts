@@ -9,6 +9,7 @@
  *   refused (an old replica must not write to a newer layout); an older one is migrated by the
  *   steps below, each run once, in order.
  * - Times are epoch milliseconds (bigint), as in the SQLite inbox.
+ * - Indexes on the big tables are built after the transaction, concurrently (CONCURRENT_INDEXES).
  */
 import type { Pool } from 'pg';
 
@@ -45,11 +46,6 @@ export const STEPS: readonly string[] = [
   // 2: the event trace (search by business key, sales order, correlation id) and the agents' ledgers.
   `
   ALTER TABLE inbox ADD COLUMN sales_order text;
-  CREATE INDEX inbox_subject ON inbox (subject);
-  CREATE INDEX inbox_correlation ON inbox (correlation_id);
-  CREATE INDEX inbox_sales_order ON inbox (sales_order) WHERE sales_order IS NOT NULL;
-  CREATE INDEX inbox_time ON inbox (time_ms);
-  CREATE INDEX deliveries_seq ON deliveries (inbox_seq);
   CREATE TABLE ledger (
     seq bigserial PRIMARY KEY, plant text NOT NULL, agent text NOT NULL, source text NOT NULL, id text NOT NULL,
     type text NOT NULL, subject text NOT NULL, time_ms bigint NOT NULL, status text NOT NULL CHECK (status IN ('stored', 'dropped')),
@@ -60,6 +56,21 @@ export const STEPS: readonly string[] = [
 ];
 
 export const SCHEMA_VERSION = STEPS.length;
+
+/**
+ * Indexes on tables that may be large and busy, built after the migration's transaction with
+ * CREATE INDEX CONCURRENTLY: replicas still running the previous version keep reading and
+ * writing while they build (inside the transaction they would wait behind its lock). Until
+ * they exist, the queries they serve (trace search, reconciliation, pruning) are slower, never
+ * wrong.
+ */
+export const CONCURRENT_INDEXES: readonly { name: string; sql: string }[] = [
+  { name: 'inbox_subject', sql: 'ON inbox (subject)' },
+  { name: 'inbox_correlation', sql: 'ON inbox (correlation_id)' },
+  { name: 'inbox_sales_order', sql: 'ON inbox (sales_order) WHERE sales_order IS NOT NULL' },
+  { name: 'inbox_time', sql: 'ON inbox (time_ms)' },
+  { name: 'deliveries_seq', sql: 'ON deliveries (inbox_seq)' },
+];
 
 export async function migrate(pool: Pool): Promise<void> {
   const client = await pool.connect();
@@ -77,6 +88,38 @@ export async function migrate(pool: Pool): Promise<void> {
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;
+  } finally {
+    client.release();
+  }
+  await buildIndexes(pool);
+}
+
+/**
+ * Builds the missing CONCURRENT_INDEXES, one replica at a time: the one that gets the session
+ * advisory lock builds, the others go on without waiting. (Waiting would deadlock: a
+ * concurrent build waits for every open transaction, a waiter's included.) A build interrupted
+ * before (the replica died) leaves an invalid index behind: dropped and built again.
+ */
+async function buildIndexes(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    const locked = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK + 1])).rows[0]?.locked;
+    if (!locked) return;
+    try {
+      const { rows } = await client.query<{ name: string; valid: boolean }>(
+        `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE c.relname = ANY($1::text[]) AND pg_table_is_visible(c.oid)`,
+        [CONCURRENT_INDEXES.map((x) => x.name)],
+      );
+      const state = new Map(rows.map((r) => [r.name, r.valid]));
+      for (const index of CONCURRENT_INDEXES) {
+        if (state.get(index.name) === true) continue;
+        if (state.get(index.name) === false) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index.name}`);
+        await client.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index.name} ${index.sql}`);
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK + 1]);
+    }
   } finally {
     client.release();
   }

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import pg_ from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, STEPS } from '../../../relay/store/postgres/schema.js';
+import { CONCURRENT_INDEXES, SCHEMA_VERSION, STEPS } from '../../../relay/store/postgres/schema.js';
 import { milestoneEvent } from '../sinks/salesforce/fixtures.js';
 import { PostgresStore } from '../../../relay/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../../relay/store/sqlite/sqlite-store.js';
@@ -73,6 +73,12 @@ describe('PostgreSQL schema migration', () => {
         await store.close();
       }
       expect((await pool.query('SELECT version FROM schema_version')).rows).toEqual([{ version: SCHEMA_VERSION }]);
+      // The big tables' indexes, built concurrently after the migration, are there and valid.
+      const built = await pool.query<{ name: string }>(
+        'SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indisvalid AND c.relname = ANY($1::text[])',
+        [CONCURRENT_INDEXES.map((x) => x.name)],
+      );
+      expect(built.rows.map((r) => r.name).sort()).toEqual(CONCURRENT_INDEXES.map((x) => x.name).sort());
       await pool.query('UPDATE schema_version SET version = 99');
       await expect(PostgresStore.open({ url, poolSize: 1 })).rejects.toThrow(/schema version 99.*upgrade this replica/);
     } finally {
