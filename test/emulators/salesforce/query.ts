@@ -58,7 +58,10 @@ export class QueryEngine {
         ],
       };
     }
-    const known = (field: string): boolean => field === 'Id' || Object.hasOwn(spec, field);
+    // Documented (SOAP API, "Queries and the Partner WSDL"): field names in a query are
+    // case-insensitive, and the result names each field exactly as its describe does.
+    const canonical = new Map([['id', 'Id'], ...Object.keys(spec).map((f): [string, string] => [f.toLowerCase(), f])]);
+    const known = (field: string): boolean => canonical.has(field.toLowerCase());
     const unknown = [...query.fields, ...(query.where ? [query.where.field] : [])].find((f) => !known(f));
     if (unknown !== undefined) {
       return {
@@ -72,7 +75,8 @@ export class QueryEngine {
         ],
       };
     }
-    const value = (record: UpsertRecord, field: string): unknown => (field === 'Id' ? record.id : record.fields[field]);
+    const name = (field: string): string => canonical.get(field.toLowerCase())!;
+    const value = (record: UpsertRecord, field: string): unknown => (name(field) === 'Id' ? record.id : record.fields[name(field)]);
     const wanted = query.where ? new Set(query.where.values) : undefined;
     const rows = this.store
       .scan(query.object)
@@ -83,7 +87,7 @@ export class QueryEngine {
       })
       .map((record) => {
         const row: Record<string, unknown> = { attributes: { type: query.object, url: recordUrl(version, record) } };
-        for (const field of query.fields) row[field] = value(record, field) ?? null;
+        for (const field of query.fields) row[name(field)] = value(record, field) ?? null;
         return row;
       });
     return { ok: true, body: this.page({ version, rows, offset: 0 }) };

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../../../protocols/errors.js';
-import { buildQueries, encodeQueryValue, MAX_QUERY_URL_CHARS, soqlLiteral } from '../../../../relay/sinks/salesforce/index.js';
+import { buildQueries, defaultSalesforceMappings, encodeQueryValue, MAX_QUERY_URL_CHARS, soqlLiteral } from '../../../../relay/sinks/salesforce/index.js';
+import { SalesforceSink } from '../../../../relay/sinks/salesforce/salesforce-sink.js';
+import { testLogger } from '../../../helpers/temp.js';
 import { isRecordReader, type DeliveryItem } from '../../../../relay/sinks/sink.js';
 import type { QueryCallEvent } from '../../../emulators/salesforce/salesforce-emulator.js';
 import { milestoneEvent, shipmentEvent } from './fixtures.js';
@@ -67,6 +69,29 @@ describe('SalesforceSink as a RecordReader', () => {
       }
     });
     expect(found[expected.length]).toEqual([]);
+  });
+
+  it('reads fields back under the mapping\'s names when the mapping spells them in another case (Salesforce answers with the describe\'s names)', async () => {
+    const { emulator, sink } = await setup();
+    const event = milestoneEvent('WO-7', 'started', 1);
+    for (const outcome of await sink.deliver(fresh(event))) expectDelivered(outcome);
+    // The same org read by a relay whose mapping writes the fields in lower case.
+    const lower = defaultSalesforceMappings.map((m) => ({ ...m, fields: Object.fromEntries(Object.entries(m.fields ?? {}).map(([k, v]) => [k.toLowerCase(), v])) }));
+    const reader = new SalesforceSink(
+      { name: 'crm-lower', kind: 'salesforce', loginUrl: emulator.url, auth: { flow: 'client_credentials', clientId: 'plantlink-client', clientSecret: 'plantlink-secret' }, timeoutMs: 5_000, mappings: lower },
+      testLogger(),
+    );
+    try {
+      const plan = reader.expectedRecords({ event, stale: false });
+      if (!plan.ok) throw plan.error;
+      const orderRecord = plan.records.find((r) => r.object === ORDER)!;
+      const [found] = await reader.readRecords([orderRecord]);
+      expect(found).toHaveLength(1);
+      expect(found![0]!.fields).toMatchObject({ status__c: 'started', plant__c: 'P1' });
+      expect(Object.keys(found![0]!.fields)).not.toContain('Status__c');
+    } finally {
+      await reader.stop();
+    }
   });
 
   it('sees records deleted, changed and duplicated behind its back, and deletes the duplicate', async () => {
