@@ -49,6 +49,9 @@ const SCHEMA_STEPS: readonly string[] = [
   // 2: the event trace (search by business key, sales order, correlation id) and the agents' ledgers.
   `
   ALTER TABLE inbox ADD COLUMN sales_order TEXT;
+  UPDATE inbox SET sales_order = json_extract(body, '$.data.salesOrder')
+   WHERE json_valid(body) AND json_type(body, '$.data.salesOrder') = 'text'
+     AND length(json_extract(body, '$.data.salesOrder')) BETWEEN 1 AND 256;
   -- Added during version 1, when every open re-ran CREATE IF NOT EXISTS: a file from before has not got them.
   CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, status, subject, inbox_seq);
   CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (sink, status, inbox_seq);
