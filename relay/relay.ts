@@ -274,6 +274,8 @@ export class Relay {
     if (this.state !== 'RUNNING') return { ready: false, reason: `relay is ${this.state.toLowerCase()}` };
     if (!this.server.listening) return { ready: false, reason: 'not listening' };
     if (!this.store.open) return { ready: false, reason: 'inbox is closed' };
+    const store = this.store.health?.();
+    if (store && !store.ok) return { ready: false, reason: store.reason };
     return { ready: true };
   }
 

@@ -185,6 +185,8 @@ export interface RelayStore {
   readonly open: boolean;
   /** Connects and prepares the schema; called once before anything else, where present. */
   init?(): Promise<void>;
+  /** Where the state lives on a server: whether it answered lately (for /readyz). */
+  health?(): { ok: true } | { ok: false; reason: string };
   /** Stores a batch from one agent durably; resolves only after the commit. */
   store(agent: string, events: readonly IncomingEvent[], rejections: readonly IngressRejection[]): Promise<StoreResult>;
   /** Takes up to `limit` due subject heads of `lane`, oldest first, and holds them until `record`. */

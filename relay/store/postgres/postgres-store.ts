@@ -61,6 +61,9 @@ export interface PostgresStoreOptions {
 }
 
 const PRUNE_SLICE = 5000;
+/** /readyz follows the database within about this long. */
+const PING_EVERY_MS = 2000;
+const PING_TIMEOUT_MS = 3000;
 
 /** bigint (20) and numeric (1700, from sum()) as numbers: every value we keep fits in 2^53. */
 const types = {
@@ -78,6 +81,8 @@ export class PostgresStore implements RelayStore {
   readonly leaseRenewalMs: number;
   private readonly now: () => number;
   private closed = false;
+  private lastPing: { ok: true } | { ok: false; reason: string } = { ok: true };
+  private pinger: NodeJS.Timeout | undefined;
 
   /** Creates the pool (no connection yet); `init` connects and migrates. */
   constructor(options: PostgresStoreOptions) {
@@ -118,6 +123,28 @@ export class PostgresStore implements RelayStore {
       await migrate(this.pool);
     } catch (e) {
       throw new Error(`opening the PostgreSQL store: ${(e as Error).message}`, { cause: e });
+    }
+    this.pinger ??= setInterval(() => void this.ping(), PING_EVERY_MS);
+    this.pinger.unref();
+  }
+
+  /** Whether the server answered the last ping (every PING_EVERY_MS, within PING_TIMEOUT_MS). */
+  health(): { ok: true } | { ok: false; reason: string } {
+    return this.lastPing;
+  }
+
+  private async ping(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.pool.query('SELECT 1'),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS))),
+      ]);
+      this.lastPing = { ok: true };
+    } catch (e) {
+      if (!this.closed) this.lastPing = { ok: false, reason: `PostgreSQL store unreachable: ${(e as Error).message}` };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -522,6 +549,7 @@ export class PostgresStore implements RelayStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.pinger);
     await this.pool.end();
   }
 
@@ -531,6 +559,7 @@ export class PostgresStore implements RelayStore {
    */
   async abandon(): Promise<void> {
     this.closed = true;
+    clearInterval(this.pinger);
     await this.pool.end().catch(() => undefined);
   }
 }
