@@ -8,22 +8,29 @@
  * in an event, or holds null, yields no value and the target field is left out of
  * the write (so an optional attribute never blanks a CRM field).
  *
+ * A value may also be a template of paths in braces, giving text: `{plant}:{data.workOrder}`
+ * builds a plant-qualified external id, so two plants' WO-1 are two CRM records. A template
+ * yields nothing when any of its paths does (or holds an object): never a half-built id.
+ *
  * Only own properties are walked: a path can never reach `__proto__` or inherited
- * members. A richer mapping language (constants, formats, lookups) comes later.
+ * members. A richer mapping language (formats, lookups) comes later.
  */
 import { z } from 'zod';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 
-const PATH = /^[a-z0-9]{1,20}(\.(?:[A-Za-z_$][A-Za-z0-9_$-]*|\d+))*$/;
+const PATH_SOURCE = '[a-z0-9]{1,20}(?:\\.(?:[A-Za-z_$][A-Za-z0-9_$-]*|\\d+))*';
+const PATH = new RegExp(`^${PATH_SOURCE}$`);
+const TEMPLATE = new RegExp(`^(?:[^{}]*\\{${PATH_SOURCE}\\})+[^{}]*$`);
+const PLACEHOLDER = /\{([^{}]+)\}/g;
 
 export const FieldPath = z
   .string()
   .max(256)
-  .regex(PATH, {
+  .refine((v) => PATH.test(v) || TEMPLATE.test(v), {
     message:
-      'must be a dotted path into the event starting at a CloudEvents attribute, e.g. "id", "time", "data.workOrder" or "data.goodQuantity.value"',
+      'must be a dotted path into the event starting at a CloudEvents attribute, e.g. "id", "time", "data.workOrder" or "data.goodQuantity.value", or a template of such paths in braces, e.g. "{plant}:{data.workOrder}"',
   })
-  .describe('Dotted path into the CloudEvent, e.g. "id", "subject", "data.workOrder", "data.goodQuantity.value".');
+  .describe('Dotted path into the CloudEvent, e.g. "id", "subject", "data.workOrder", "data.goodQuantity.value"; or a template of paths in braces giving text, e.g. "{plant}:{data.workOrder}".');
 export type FieldPath = z.infer<typeof FieldPath>;
 
 export const FieldMap = z
@@ -31,8 +38,24 @@ export const FieldMap = z
   .describe('Target field name -> path into the event. A path missing in an event leaves the field out.');
 export type FieldMap = z.infer<typeof FieldMap>;
 
-/** The value at `path`, or undefined when any step is missing or null. */
+/** The value at `path` (or the text of a template), or undefined when any step is missing or null. */
 export function resolvePath(event: CloudEventV1, path: string): unknown {
+  if (path.includes('{')) return fillTemplate(event, path);
+  return walk(event, path);
+}
+
+function fillTemplate(event: CloudEventV1, template: string): string | undefined {
+  let missing = false;
+  const text = template.replace(PLACEHOLDER, (_, p: string) => {
+    const v = walk(event, p);
+    if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') return String(v);
+    missing = true;
+    return '';
+  });
+  return missing ? undefined : text;
+}
+
+function walk(event: CloudEventV1, path: string): unknown {
   let current: unknown = event;
   for (const step of path.split('.')) {
     if (typeof current !== 'object' || current === null || !Object.hasOwn(current, step)) return undefined;

@@ -26,7 +26,7 @@ export const HubSpotMapping = z
     eventType: z.string().min(1).describe('CloudEvents `type` this mapping applies to, e.g. com.plantlink.production.milestone.v1.'),
     objectType: ObjectType.describe('Object to upsert into: a name ("deals", "p_plantlink_milestones") or an objectTypeId ("0-3", "2-1234567").'),
     idProperty: PropertyName.describe('Property with unique values (hasUniqueValue) that identifies the record; upserts match on it. Not hs_object_id.'),
-    idFrom: FieldPath.describe('Path into the event whose value is the idProperty value, e.g. "id" or "data.workOrder". An event without it is rejected (mapping_error).'),
+    idFrom: FieldPath.describe('Path into the event whose value is the idProperty value, e.g. "id" or "data.workOrder", or a template such as "{plant}:{data.workOrder}" (a plant-qualified id, when plants share work-order numbers). An event without it is rejected (mapping_error).'),
     apply: z
       .enum(['every', 'latest'])
       .default('every')

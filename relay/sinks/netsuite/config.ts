@@ -70,7 +70,7 @@ export const NetSuiteMapping = z
     eventType: z.string().min(1).describe('CloudEvents `type` this mapping applies to, e.g. com.plantlink.production.milestone.v1.'),
     recordType: RecordTypeId.describe('Record type to upsert into, e.g. customrecord_plantlink_workorder.'),
     externalIdFrom: FieldPath.describe(
-      'Path into the event whose value is the record\'s external ID, e.g. "data.workOrder" or "id". NetSuite allows letters, digits, "_" and "-" in external IDs. An event without it is rejected (mapping_error).',
+      'Path into the event whose value is the record\'s external ID, e.g. "data.workOrder" or "id", or a template such as "{plant}-{data.workOrder}" (a plant-qualified id, when plants share work-order numbers). NetSuite allows letters, digits, "_" and "-" in external IDs. An event without it is rejected (mapping_error).',
     ),
     apply: z
       .enum(['every', 'latest'])

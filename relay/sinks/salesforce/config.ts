@@ -59,7 +59,7 @@ export const SalesforceMapping = z
     eventType: z.string().min(1).describe('CloudEvents `type` this mapping applies to, e.g. com.plantlink.production.milestone.v1.'),
     object: ApiName.describe('Object to upsert into, e.g. Production_Order__c.'),
     externalIdField: ApiName.describe('External ID field of the object that identifies the record; upserts match on it.'),
-    externalId: FieldPath.describe('Path into the event whose value is the external id, e.g. "id" or "data.workOrder". An event without it is rejected (mapping_error).'),
+    externalId: FieldPath.describe('Path into the event whose value is the external id, e.g. "id" or "data.workOrder", or a template such as "{plant}:{data.workOrder}" (a plant-qualified id, when plants share work-order numbers). An event without it is rejected (mapping_error).'),
     apply: z
       .enum(['every', 'latest'])
       .default('every')

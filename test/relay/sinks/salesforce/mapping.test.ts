@@ -23,6 +23,29 @@ describe('field paths', () => {
     }
   });
 
+  it('fills templates of paths, for plant-qualified ids, and yields nothing when a path is missing or not a scalar', () => {
+    const event = milestoneEvent('WO-1', 'held', 1);
+    expect(resolvePath(event, '{plant}:{data.workOrder}')).toBe('P1:WO-1');
+    expect(resolvePath(event, 'WO {data.workOrder} qty {data.goodQuantity.value}')).toBe('WO WO-1 qty 10');
+    expect(resolvePath(event, '{plant}:{data.nothing}')).toBeUndefined();
+    expect(resolvePath(event, '{plant}:{data.goodQuantity}')).toBeUndefined();
+    expect(resolvePath(event, '{data.__proto__}')).toBeUndefined();
+    for (const ok of ['{plant}:{data.workOrder}', 'x-{id}', '{data.lines.0.product}']) expect(FieldPath.safeParse(ok).success, ok).toBe(true);
+    for (const bad of ['{plant', '{}', 'plain text', '{Data.x}', '{plant}}']) expect(FieldPath.safeParse(bad).success, bad).toBe(false);
+  });
+
+  it('with a plant-qualified external id, two plants\' WO-1 are two records', () => {
+    const qualified = mappings.map((m) => (m.apply === 'latest' ? { ...m, externalId: '{plant}:{data.workOrder}' } : m));
+    const p1 = milestoneEvent('WO-1', 'started', 1);
+    const p2 = { ...milestoneEvent('WO-1', 'started', 1), plant: 'P2', source: '/plantlink/plants/P2/sources/line-opcua' };
+    const ids = [p1, p2].map((event) => {
+      const plan = planWrites({ event, stale: false }, qualified);
+      if (!plan.ok) throw plan.error;
+      return plan.writes.find((w) => w.object === 'Production_Order__c')!.externalId;
+    });
+    expect(ids).toEqual(['P1:WO-1', 'P2:WO-1']);
+  });
+
   it('applyFieldMap leaves out fields whose path is missing', () => {
     const event = milestoneEvent('WO-1', 'held', 1);
     expect(applyFieldMap(event, { A: 'data.workOrder', B: 'data.scrapQuantity.value', C: 'subject' })).toEqual({ A: 'WO-1', C: 'work-order/WO-1' });
