@@ -58,6 +58,7 @@ export class Agent {
       maxEvents: config.outbox.maxEvents,
       onFull: config.outbox.onFull,
       ledgerRetentionDays: config.outbox.ledgerRetentionDays,
+      ledgerMaxRows: config.outbox.ledgerMaxRows,
     });
     this.outbox.on('full', (reason) => this.logger.error({ alarm: 'outbox_full', policy: config.outbox.onFull }, reason));
     this.outbox.on('resumed', () => {
@@ -127,11 +128,20 @@ export class Agent {
     this.statusTimer.unref();
   }
 
-  /** Drops ledger rows past their retention, a bounded number per call (see Outbox.pruneLedger). */
+  /** Drops ledger rows past their retention or the row cap, a bounded number per call (see Outbox.pruneLedger, trimLedger). */
   private pruneLedger(): void {
     try {
       const pruned = this.outbox.pruneLedger();
       if (pruned > 0) this.logger.debug({ pruned }, 'pruned old ledger entries');
+      const trimmed = this.outbox.trimLedger();
+      if (trimmed.unsent > 0) {
+        this.logger.warn(
+          { pruned: trimmed.pruned, unsent: trimmed.unsent, ledgerMaxRows: this.config.outbox.ledgerMaxRows },
+          'ledger over its row cap: pruned the oldest entries, some never sent to the relay',
+        );
+      } else if (trimmed.pruned > 0) {
+        this.logger.debug({ pruned: trimmed.pruned }, 'pruned the oldest ledger entries beyond the row cap');
+      }
     } catch (e) {
       // Housekeeping: a failure here (disk, closing) must not crash the agent from a timer.
       this.logger.warn({ err: String(e) }, 'could not prune the outbox ledger');

@@ -41,9 +41,17 @@ export const AgentConfig = z
           .describe(
             'Days the outbox keeps its ledger (one small row per event committed or dropped, by event time) for reconciliation; kept after the relay acknowledged the events, and sent to relays that accept it.',
           ),
+        ledgerMaxRows: z
+          .number()
+          .int()
+          .min(10_000)
+          .default(2_000_000)
+          .describe(
+            'Ledger rows the outbox keeps at most, besides the retention in days, so its disk use stays bounded; the oldest beyond it are pruned, and any of them not yet sent to the relay are never sent (a warning says how many).',
+          ),
       })
       .strict()
-      .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause', ledgerRetentionDays: 35 }),
+      .default({ maxBytes: 1024 * 1024 * 1024, maxEvents: 5_000_000, onFull: 'pause', ledgerRetentionDays: 35, ledgerMaxRows: 2_000_000 }),
     uplink: z.discriminatedUnion('kind', [WebSocketUplinkConfig, MqttUplinkConfig]).describe('How events leave the plant.'),
     sources: z.array(SourceConfig).min(1).describe('Plant-side sources.'),
     metrics: AgentMetricsConfig.default({}),

@@ -16,7 +16,9 @@
  *   newly committed (`stored`) or dropped by the `drop_newest` policy (`dropped`), in the
  *   append's own transaction: a paused or rolled-back append writes none, a duplicate none.
  *   Acks never remove ledger rows; `pruneLedger` removes those whose event time is older than
- *   `ledgerRetentionDays`, sent or not (an old relay never takes them). `ledger_sent` in
+ *   `ledgerRetentionDays`, and `trimLedger` the oldest (by seq) beyond `ledgerMaxRows`, sent or
+ *   not (an old relay never takes them; a row pruned unsent is simply never sent). A row's
+ *   time is the event time truncated to whole ms, as the event's `time` is. `ledger_sent` in
  *   `meta` is the ledger seq up to which the relay stored them; it only moves forward.
  *   Ledger seqs are AUTOINCREMENT, so pruning the newest row never lets a seq be reused below
  *   the cursor.
@@ -62,6 +64,8 @@ export interface OutboxOptions {
   resumeBelow?: number;
   /** Days the ledger keeps an entry, by event time (default 35). */
   ledgerRetentionDays?: number;
+  /** Rows the ledger keeps at most; `trimLedger` removes the oldest beyond it (default 2,000,000). */
+  ledgerMaxRows?: number;
   now?: () => number;
 }
 
@@ -95,6 +99,7 @@ export interface LedgerRecord {
 }
 
 export const DEFAULT_LEDGER_RETENTION_DAYS = 35;
+export const DEFAULT_LEDGER_MAX_ROWS = 2_000_000;
 const DAY_MS = 86_400_000;
 
 export interface OutboxStats {
@@ -170,6 +175,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         'SELECT seq, id, source, type, subject, time_ms AS timeMs, status FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
       pruneLedger: this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),
+      ledgerSpan: this.db.prepare<[], { lo: number | null; hi: number | null }>('SELECT min(seq) AS lo, max(seq) AS hi FROM ledger'),
+      /** The seq of the newest row beyond the cap: the (cap+1)-th newest. */
+      ledgerCapBoundary: this.db.prepare<[number], { seq: number }>('SELECT seq FROM ledger ORDER BY seq DESC LIMIT 1 OFFSET ?'),
+      trimLedger: this.db.prepare<[number, number], { seq: number }>(
+        'DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE seq <= ? ORDER BY seq LIMIT ?) RETURNING seq',
+      ),
       listRejected: this.db.prepare<[number], RejectedEvent>(
         `SELECT seq, id, source, type, subject, code, reason, rejected_ms AS rejectedMs, body FROM rejected ORDER BY seq LIMIT ?`,
       ),
@@ -251,7 +262,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         : size > MAX_EVENT_BYTES
           ? { code: 'event_too_large', reason: `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}` }
           : undefined;
-      built.push({ id, type: draft.type, subject: draft.subject, timeMs: draft.fact.occurredAtMs, body, ...(invalid ? { invalid } : {}) });
+      // A mapping may give a fractional ms (microseconds); the ledger keeps whole ms, truncated as `time` is.
+      built.push({ id, type: draft.type, subject: draft.subject, timeMs: Math.trunc(draft.fact.occurredAtMs), body, ...(invalid ? { invalid } : {}) });
       if (!invalid) bytes += size;
     }
 
@@ -430,6 +442,23 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   pruneLedger(limit = 10_000): number {
     const days = this.options.ledgerRetentionDays ?? DEFAULT_LEDGER_RETENTION_DAYS;
     return this.stmts.pruneLedger.run(this.now() - days * DAY_MS, limit).changes;
+  }
+
+  /**
+   * Removes up to `limit` of the oldest ledger rows (by seq) beyond `ledgerMaxRows` (bounded
+   * work per call: call it periodically). Returns how many it removed, and how many of those
+   * the relay had not stored yet (they will never be sent).
+   */
+  trimLedger(limit = 10_000): { pruned: number; unsent: number } {
+    const max = this.options.ledgerMaxRows ?? DEFAULT_LEDGER_MAX_ROWS;
+    // Seqs only grow, so the span bounds the row count: the usual case costs two index lookups,
+    // not a count of millions of rows.
+    const { lo, hi } = this.stmts.ledgerSpan.get() ?? { lo: null, hi: null };
+    if (lo === null || hi === null || hi - lo + 1 <= max) return { pruned: 0, unsent: 0 };
+    const boundary = this.stmts.ledgerCapBoundary.get(max);
+    if (!boundary) return { pruned: 0, unsent: 0 };
+    const removed = this.stmts.trimLedger.all(boundary.seq, limit);
+    return { pruned: removed.length, unsent: removed.filter((r) => r.seq > this.ledgerSent).length };
   }
 
   listRejected(limit = 100): RejectedEvent[] {

@@ -21,6 +21,12 @@
  *   (ledger-sender.ts): one frame per status tick when there are new entries, the next one
  *   right after its ack while no batch is in flight (events first), and again after
  *   `ackTimeoutMs` without an ack.
+ * - An error frame naming no batch while a ledger frame waits for its ack is that frame's
+ *   refusal: behind a shared subscription, during a rolling upgrade, an older relay replica
+ *   that knows no ledger frames answers `unexpected_frame`. Batches are unaffected, so the
+ *   connection stays; ledger frames pause for `LEDGER_PAUSE_MS` (or until a relay's new
+ *   welcome) and are then tried again from the cursor. Any other error frame naming no batch
+ *   still ends the connection.
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -48,6 +54,12 @@ const REFUSED_CODES = new Set([2, 4, 5, 133, 134, 135, 138]);
 const NOT_AUTHORIZED = 135;
 /** Ack timeouts double while nothing is acknowledged, up to this factor. */
 const MAX_ACK_TIMEOUT_FACTOR = 8;
+/**
+ * How long ledger frames pause after a relay refused one with an error frame. Not for the whole
+ * connection: the agent's connection to an external broker outlives a rolling upgrade of the
+ * relays behind it, so waiting for a reconnect could hold the ledger back for weeks.
+ */
+const LEDGER_PAUSE_MS = 5 * 60_000;
 
 interface Connection {
   client: MqttClient;
@@ -57,6 +69,10 @@ interface Connection {
   /** Why we ended it ourselves, and whether that means "fix the configuration". */
   dropped: { detail: string; unauthorized: boolean } | undefined;
   closed: boolean;
+  /** Ledger frames wait until then (Date.now() ms): a relay refused one (see the module comment). */
+  ledgerPausedUntilMs?: number;
+  /** Whether this connection already warned about a refused ledger frame (once per connection). */
+  ledgerRefusalWarned?: boolean;
 }
 
 export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
@@ -204,7 +220,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
         return this.onAck(frame);
       case 'ledger-ack':
         // One from an earlier connection (persistent session) names no frame in flight: ignored.
-        if (!this.ledger.ack(frame.upto)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        if (!this.ledger.ack(frame.upto, frame.refused)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
         // More entries waiting (after an outage): send on while no batch waits for its ack.
         if (this.window.size === 0) this.sendLedger(conn);
         return;
@@ -216,6 +232,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private onWelcome(conn: Connection, welcome: WelcomeFrame): void {
     const first = conn.welcome === undefined;
     conn.welcome = welcome; // a relay restarting re-publishes it, perhaps with new limits
+    // A relay (re)started, perhaps upgraded: try the ledger again now rather than after the pause.
+    delete conn.ledgerPausedUntilMs;
     if (first) {
       this.attempt = 0;
       this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
@@ -245,8 +263,22 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       this.logger.debug({ batch: frame.batch, code: frame.code }, 'relay error about a batch not in flight; ignored');
       return;
     }
+    if (frame.batch === undefined && this.ledger.busy) return this.onLedgerRefused(conn, frame);
     this.logger.error({ code: frame.code, reason: frame.reason, batch: frame.batch }, 'relay refused a batch; reconnecting to resend');
     this.drop(conn, `relay refused batch ${frame.batch ?? '?'}: ${frame.code}: ${frame.reason}`, frame.code === 'forbidden_topic');
+  }
+
+  /** A relay answered the ledger frame in flight with an error: pause the ledger, keep the connection. */
+  private onLedgerRefused(conn: Connection, frame: ErrorFrame): void {
+    this.ledger.reset();
+    conn.ledgerPausedUntilMs = Date.now() + LEDGER_PAUSE_MS;
+    const fields = { code: frame.code, reason: frame.reason, retryInMs: LEDGER_PAUSE_MS };
+    if (conn.ledgerRefusalWarned) return this.logger.debug(fields, 'relay refused a ledger frame again; ledger paused');
+    conn.ledgerRefusalWarned = true;
+    this.logger.warn(
+      fields,
+      'a relay did not take a ledger frame (an older relay replica?); events go on, and the ledger is sent again from its cursor later or after a reconnect',
+    );
   }
 
   private pump(): void {
@@ -335,6 +367,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private sendLedger(conn: Connection): void {
     const welcome = conn.welcome;
     if (this.conn !== conn || !conn.client.connected || !welcome?.features?.includes(LEDGER_FEATURE)) return;
+    if (conn.ledgerPausedUntilMs !== undefined && Date.now() < conn.ledgerPausedUntilMs) return;
     let next;
     try {
       next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);

@@ -215,7 +215,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       case 'ack':
         return this.onAck(frame);
       case 'ledger-ack':
-        if (!this.ledger.ack(frame.upto)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        if (!this.ledger.ack(frame.upto, frame.refused)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
         // More entries waiting (after an outage): send on while no event batch waits for its ack.
         if (this.inFlight.size === 0) this.sendLedger();
         return;

@@ -108,10 +108,15 @@ export const ErrorFrame = z.object({
 });
 export type ErrorFrame = z.infer<typeof ErrorFrame>;
 
-/** The relay stored the entries of the agent's ledger frame `upto` (durably). */
+/**
+ * The relay stored the entries of the agent's ledger frame `upto` (durably). Entries it could
+ * not take (malformed, another plant's source) are counted in `refused` and logged by the relay;
+ * they never fail the frame, so one bad entry cannot hold the ledger back or cost a connection.
+ */
 export const LedgerAckFrame = z.object({
   t: z.literal('ledger-ack'),
   upto: z.number().int().nonnegative(),
+  refused: z.number().int().nonnegative().optional(),
 });
 export type LedgerAckFrame = z.infer<typeof LedgerAckFrame>;
 
@@ -164,7 +169,8 @@ export const LedgerFrame = z.object({
   t: z.literal('ledger'),
   /** The agent's ledger row id of the last entry: the relay echoes it in its `ledger-ack`. */
   upto: z.number().int().nonnegative(),
-  entries: z.array(LedgerEntryWire).min(1),
+  /** Each checked against LedgerEntryWire at the relay, one by one (a bad one is refused alone). */
+  entries: z.array(z.unknown()).min(1),
 });
 export type LedgerFrame = z.infer<typeof LedgerFrame>;
 

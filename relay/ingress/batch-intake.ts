@@ -25,7 +25,7 @@ import { MAX_EVENT_BYTES, sourceUri } from '../../protocols/events/envelope.js';
 import { validateEvent } from '../../protocols/events/registry.js';
 import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { AgentFrame, MAX_LEDGER_ENTRIES, type AckFrame, type ErrorFrame, type LedgerAckFrame, type LedgerFrame, type Rejection } from '../../protocols/uplink/frames.js';
+import { AgentFrame, LedgerEntryWire, MAX_LEDGER_ENTRIES, type AckFrame, type ErrorFrame, type LedgerAckFrame, type LedgerFrame, type Rejection } from '../../protocols/uplink/frames.js';
 import type { IncomingEvent, IngressRejection, RelayStore } from '../store/store.js';
 import type { Router } from '../router/router.js';
 import type { AgentCredential } from './agent-auth.js';
@@ -107,31 +107,49 @@ export class BatchIntake {
     return { kind: 'ack', frame: { t: 'ack', batch, stored: result.stored, duplicates: result.duplicates, rejected }, events: events.length };
   }
 
-  /** Checks and stores one ledger frame; the ack only after the store's commit. */
+  /**
+   * Checks and stores one ledger frame; the ack only after the store's commit. Entries are
+   * checked one by one: a malformed one, or one naming another plant's source, is refused
+   * alone (counted in the ack, logged), so it can neither hold the agent's ledger back nor
+   * cost it its connection.
+   */
   private async ledger(agent: AgentCredential, frame: LedgerFrame, log: Logger): Promise<IntakeResult> {
-    const { upto, entries } = frame;
-    if (entries.length > MAX_LEDGER_ENTRIES) {
-      return error('batch_too_large', `${entries.length} entries in one ledger frame; the limit is ${MAX_LEDGER_ENTRIES}`);
+    const { upto } = frame;
+    if (frame.entries.length > MAX_LEDGER_ENTRIES) {
+      return error('batch_too_large', `${frame.entries.length} entries in one ledger frame; the limit is ${MAX_LEDGER_ENTRIES}`);
     }
-    for (const e of entries) {
+    const entries: LedgerEntryWire[] = [];
+    const refusals: string[] = [];
+    for (const raw of frame.entries) {
+      const parsed = LedgerEntryWire.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        refusals.push(`malformed entry: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+        continue;
+      }
+      const e = parsed.data;
       if (!isPlantSource(agent, e.source)) {
-        return error('plant_mismatch', `agent ${agent.id} may only send ledger entries of sources under ${sourceUri(agent.plant, '')}, not "${e.source.slice(0, 512)}"`);
+        refusals.push(`entry ${e.id.slice(0, 128)} names a source outside ${sourceUri(agent.plant, '')}: "${e.source.slice(0, 512)}"`);
+        continue;
       }
       // As for events: PostgreSQL text cannot hold NUL, and a frame the store cannot commit would be resent forever.
       if ([e.id, e.source, e.type, e.subject].some((v) => v.includes('\u0000'))) {
-        return error('unexpected_frame', 'ledger entries must not contain NUL characters');
+        refusals.push(`entry ${JSON.stringify(e.id.slice(0, 128))} contains a NUL character`);
+        continue;
       }
+      entries.push(e);
     }
-    let added: number;
+    if (refusals.length > 0) log.warn({ upto, refused: refusals.length, reasons: refusals.slice(0, 5) }, 'ledger entries refused');
+    let added = 0;
     try {
-      added = await this.deps.store.addLedger(agent.id, agent.plant, entries);
+      if (entries.length > 0) added = await this.deps.store.addLedger(agent.id, agent.plant, entries);
     } catch (e) {
       // Not acknowledged: the agent keeps its cursor and resends the entries.
       log.error({ err: describeError(e), upto }, 'could not store ledger entries; the agent will resend them');
       return error('internal', 'relay could not store the ledger entries');
     }
     log.debug({ upto, entries: entries.length, added }, 'ledger entries stored');
-    return { kind: 'ledger', frame: { t: 'ledger-ack', upto }, entries: entries.length };
+    return { kind: 'ledger', frame: { t: 'ledger-ack', upto, ...(refusals.length ? { refused: refusals.length } : {}) }, entries: entries.length };
   }
 
   /** Splits a batch into events to store and refusals (with reasons), event by event. */

@@ -95,6 +95,47 @@ describe('outbox ledger', () => {
     expect(all(outbox)).toMatchObject([{ seq: 8, subject: 'work-order/WO-next' }]);
   });
 
+  it('prunes the oldest rows (by seq) beyond the row cap, a bounded number per call, and counts those never sent', () => {
+    const { outbox } = open({ ledgerMaxRows: 5 });
+    // Event times out of order: the cap goes by age in the ledger, not by event time.
+    outbox.append('line', Array.from({ length: 12 }, (_, i) => milestoneDraft(`WO-${i + 1}`, 'released', T0 + (i % 2 ? -i : i))));
+    outbox.ackLedger(3);
+    expect(outbox.trimLedger(4)).toEqual({ pruned: 4, unsent: 1 });
+    expect(outbox.trimLedger(4)).toEqual({ pruned: 3, unsent: 3 });
+    expect(outbox.trimLedger(4)).toEqual({ pruned: 0, unsent: 0 });
+    expect(all(outbox).map((e) => e.seq)).toEqual([8, 9, 10, 11, 12]);
+    // What the sender reads next starts after the pruned rows; the cursor itself never moves back.
+    expect(outbox.ledgerCursor()).toBe(3);
+    expect(outbox.readLedger(outbox.ledgerCursor(), 10).map((e) => e.seq)).toEqual([8, 9, 10, 11, 12]);
+    outbox.append('line', [milestoneDraft('WO-13', 'released', T0)]);
+    expect(outbox.trimLedger()).toEqual({ pruned: 1, unsent: 1 });
+    expect(all(outbox).map((e) => e.seq)).toEqual([9, 10, 11, 12, 13]);
+  });
+
+  it('counts rows, not the seq span, against the row cap when retention left gaps', () => {
+    const { outbox } = open({ ledgerMaxRows: 3, ledgerRetentionDays: 35, now: () => T0 });
+    outbox.append('line', [
+      milestoneDraft('WO-1', 'released', T0),
+      milestoneDraft('WO-old-1', 'released', T0 - 40 * DAY),
+      milestoneDraft('WO-old-2', 'released', T0 - 40 * DAY),
+      milestoneDraft('WO-2', 'released', T0),
+      milestoneDraft('WO-3', 'released', T0),
+    ]);
+    expect(outbox.pruneLedger()).toBe(2);
+    // Seqs 1, 4, 5: a span of 5, but 3 rows, so none are over the cap.
+    expect(outbox.trimLedger()).toEqual({ pruned: 0, unsent: 0 });
+    expect(all(outbox).map((e) => e.seq)).toEqual([1, 4, 5]);
+  });
+
+  it('stores a fractional event time as whole ms, truncated as the event\'s time is', () => {
+    const { outbox } = open();
+    outbox.append('line', [milestoneDraft('WO-1', 'released', T0 + 0.999), milestoneDraft('WO-2', 'released', T0 + 7.5)]);
+    const times = all(outbox).map((e) => e.timeMs);
+    expect(times).toEqual([T0, T0 + 7]);
+    const events = outbox.readPending(0, 10, 1e9).map((r) => (JSON.parse(r.body) as { time: string }).time);
+    expect(events.map((t) => Date.parse(t))).toEqual(times);
+  });
+
   it('keeps the ledger cursor across a reopen, and never moves it back', () => {
     const { outbox, dir } = open();
     outbox.append('line', [milestoneDraft('WO-1', 'released', T0), milestoneDraft('WO-1', 'started', T0 + 1), milestoneDraft('WO-1', 'held', T0 + 2)]);

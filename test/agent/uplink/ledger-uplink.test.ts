@@ -17,6 +17,7 @@ import { milestoneDraft } from '../../helpers/drafts.js';
 import { startMqttRelay } from '../../helpers/mqtt-relay.js';
 import { startIngress } from '../../helpers/relay-ingress.js';
 import { tempDir, testLogger } from '../../helpers/temp.js';
+import { capturingLogger } from './capture-logger.js';
 
 const T0 = Date.parse('2026-11-23T08:00:00Z');
 const stops: (() => Promise<void> | void)[] = [];
@@ -57,11 +58,49 @@ function ledgerFrameOf(outbox: Outbox, maxFrameBytes = 256 * 1024): string {
   return next.frame;
 }
 
-const foreignLedgerFrame = JSON.stringify({
-  t: 'ledger',
-  upto: 1,
-  entries: [{ id: 'evt-1', source: '/plantlink/plants/plant-b/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' }],
-});
+/** A ledger frame of one good entry and one naming another plant's source. */
+const mixedLedgerFrame = (upto: number, id: string) =>
+  JSON.stringify({
+    t: 'ledger',
+    upto,
+    entries: [
+      { id: `${id}-own`, source: '/plantlink/plants/plant-a/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' },
+      { id: `${id}-foreign`, source: '/plantlink/plants/plant-b/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' },
+    ],
+  });
+
+/** Counts the uplink's connections (each welcome it is connected after). */
+function countConnects(uplink: { on(event: 'state', listener: (s: { state: string }) => void): unknown }) {
+  const counter = { connects: 0 };
+  uplink.on('state', (s) => {
+    if (s.state === 'connected') counter.connects++;
+  });
+  return counter;
+}
+
+/** Drafts whose fact time is fractional ms, as a file mapping giving microseconds produces. */
+const fractionalDrafts = () => [milestoneDraft('WO-frac-1', 'released', T0 + 0.25), milestoneDraft('WO-frac-2', 'released', T0 + 1.999), milestoneDraft('WO-frac-3', 'released', T0 + 2)];
+
+/** A draft whose subject holds a NUL (the relay's stores cannot hold one). */
+const nulDraft = () => ({ ...milestoneDraft('WO-nul', 'released', T0 + 1), subject: 'work-order/WO-\u0000nul' });
+
+/** The fractional drafts' ledger reached the relay, with whole-ms times, and the agent's cursor is at its end. */
+async function expectFractionalLedger(store: RelayStore, outbox: Outbox) {
+  const local = outbox.readLedger(0, 100);
+  expect(local.map((e) => e.timeMs)).toEqual([T0, T0 + 1, T0 + 2]);
+  await vi.waitFor(() => expect(outbox.ledgerCursor()).toBe(local.at(-1)!.seq), WAIT);
+  const rows = await relayLedger(store);
+  expect(rows.map((r) => [r.id, r.timeMs]).sort()).toEqual(local.map((e) => [e.id, e.timeMs]).sort());
+}
+
+/** The relay's ledger holds the good events' entries, and the agent's cursor passed the NUL entry and everything after it. */
+async function expectNulSkipped(store: RelayStore, outbox: Outbox) {
+  const local = outbox.readLedger(0, 100);
+  expect(local.map((e) => e.subject.includes('\u0000'))).toEqual([false, true, false]);
+  await vi.waitFor(() => expect(outbox.ledgerCursor()).toBe(local.at(-1)!.seq), WAIT);
+  const rows = await relayLedger(store);
+  expect(rows.map((r) => r.id).sort()).toEqual([local[0]!.id, local[2]!.id].sort());
+}
 
 describe('ledger over the WebSocket uplink', () => {
   async function setup() {
@@ -111,14 +150,44 @@ describe('ledger over the WebSocket uplink', () => {
     await expectLedgerOnce(ingress.store, outbox, 30);
   });
 
-  it('refuses a ledger frame naming another plant\'s source, and stores none of it', async () => {
+  it('refuses another plant\'s entry alone: stores the good one beside it, counts the refused one in the ack, and keeps the connection', async () => {
     const { ingress } = await setup();
     const raw = await rawAgent(ingress.url, ingress.tokens.a);
-    const closed = new Promise<number>((resolve) => raw.ws.once('close', (code) => resolve(code)));
-    raw.ws.send(foreignLedgerFrame);
-    expect(await closed).toBe(4400);
-    expect(raw.frames[1]).toMatchObject({ t: 'error', code: 'plant_mismatch', reason: expect.stringContaining('plant-b') });
-    expect(await relayLedger(ingress.store)).toEqual([]);
+    let closed = false;
+    raw.ws.once('close', () => (closed = true));
+    raw.ws.send(mixedLedgerFrame(2, 'evt-1'));
+    await vi.waitFor(() => expect(raw.frames[1]).toEqual({ t: 'ledger-ack', upto: 2, refused: 1 }), WAIT);
+    expect((await relayLedger(ingress.store)).map((r) => r.id)).toEqual(['evt-1-own']);
+    // Still open, and still taking ledger frames.
+    raw.ws.send(mixedLedgerFrame(4, 'evt-2'));
+    await vi.waitFor(() => expect(raw.frames[2]).toEqual({ t: 'ledger-ack', upto: 4, refused: 1 }), WAIT);
+    expect((await relayLedger(ingress.store)).map((r) => r.id).sort()).toEqual(['evt-1-own', 'evt-2-own']);
+    expect(closed).toBe(false);
+    expect(raw.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('sends the ledger of events with a fractional fact time (whole ms), and never loses the connection over it', async () => {
+    const { ingress, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', fractionalDrafts());
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    await expectFractionalLedger(ingress.store, outbox);
+    // Later entries go too, on the same connection.
+    outbox.append('line', drafts(10, 3));
+    await expectLedgerOnce(ingress.store, outbox, 6);
+    expect(counter.connects).toBe(1);
+  });
+
+  it('skips a ledger entry with a NUL in its subject, and the entries after it still reach the relay', async () => {
+    const { ingress, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', [milestoneDraft('WO-before', 'released', T0), nulDraft(), milestoneDraft('WO-after', 'released', T0 + 2)]);
+    uplink.start();
+    // The event itself is refused by the relay (NUL) and quarantined; its neighbours are stored.
+    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), WAIT);
+    await expectNulSkipped(ingress.store, outbox);
+    expect(counter.connects).toBe(1);
   });
 
   it('refuses a ledger frame of more than 2000 entries, and stores none of it', async () => {
@@ -221,12 +290,41 @@ describe('ledger over the MQTT uplink (embedded broker)', () => {
     await expectLedgerOnce(relay.relay.store, outbox, 30);
   });
 
-  it('refuses a ledger frame naming another plant\'s source, and stores none of it', async () => {
+  it('refuses another plant\'s entry alone: stores the good one beside it, counts the refused one in the ack, and keeps the connection', async () => {
     const { relay, url } = await setup();
     const raw = await rawAgent(url, relay.tokens.a);
-    raw.client.publish(eventsTopic('plant-a', 'agent-a'), foreignLedgerFrame, { qos: 1 });
-    await vi.waitFor(() => expect(raw.frames[1]).toMatchObject({ t: 'error', code: 'plant_mismatch', reason: expect.stringContaining('plant-b') }), WAIT);
-    expect(await relayLedger(relay.relay.store)).toEqual([]);
+    let closed = false;
+    raw.client.once('close', () => (closed = true));
+    raw.client.publish(eventsTopic('plant-a', 'agent-a'), mixedLedgerFrame(2, 'evt-1'), { qos: 1 });
+    await vi.waitFor(() => expect(raw.frames[1]).toEqual({ t: 'ledger-ack', upto: 2, refused: 1 }), WAIT);
+    expect((await relayLedger(relay.relay.store)).map((r) => r.id)).toEqual(['evt-1-own']);
+    raw.client.publish(eventsTopic('plant-a', 'agent-a'), mixedLedgerFrame(4, 'evt-2'), { qos: 1 });
+    await vi.waitFor(() => expect(raw.frames[2]).toEqual({ t: 'ledger-ack', upto: 4, refused: 1 }), WAIT);
+    expect((await relayLedger(relay.relay.store)).map((r) => r.id).sort()).toEqual(['evt-1-own', 'evt-2-own']);
+    expect(closed).toBe(false);
+    expect(raw.client.connected).toBe(true);
+  });
+
+  it('sends the ledger of events with a fractional fact time (whole ms), and never loses the connection over it', async () => {
+    const { relay, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', fractionalDrafts());
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    await expectFractionalLedger(relay.relay.store, outbox);
+    outbox.append('line', drafts(10, 3));
+    await expectLedgerOnce(relay.relay.store, outbox, 6);
+    expect(counter.connects).toBe(1);
+  });
+
+  it('skips a ledger entry with a NUL in its subject, and the entries after it still reach the relay', async () => {
+    const { relay, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', [milestoneDraft('WO-before', 'released', T0), nulDraft(), milestoneDraft('WO-after', 'released', T0 + 2)]);
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), WAIT);
+    await expectNulSkipped(relay.relay.store, outbox);
+    expect(counter.connects).toBe(1);
   });
 
   it('sends no ledger frame to a relay whose welcome lacks the ledger feature, and delivers as before', async () => {
@@ -259,5 +357,68 @@ describe('ledger over the MQTT uplink (embedded broker)', () => {
     await vi.waitFor(() => expect(seen.filter((t) => t === 'status').length).toBeGreaterThanOrEqual(3), WAIT);
     expect(seen).not.toContain('ledger');
     expect(outbox.ledgerCursor()).toBe(0);
+  });
+
+  it('keeps the connection when an older relay replica answers a ledger frame with an error naming no batch, and events keep flowing', async () => {
+    const { outbox } = workspace();
+    // A rolling upgrade behind a shared subscription: the welcome (retained) is a new replica's,
+    // listing `ledger`, but the replica taking this agent's frames is an old one that knows no
+    // ledger frames. The test answers as that replica would.
+    const broker = await Aedes.createBroker();
+    const server: Server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    stops.push(() => new Promise<void>((resolve) => broker.close(() => server.close(() => resolve()))));
+    let brokerConnects = 0;
+    broker.on('client', (c) => {
+      if (c.id === 'agent-a') brokerConnects++;
+    });
+    const publish = (topic: string, frame: unknown, retain: boolean) =>
+      new Promise<void>((resolve) => broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(frame)), qos: 1, retain, dup: false }, () => resolve()));
+    const welcome = { t: 'welcome', protocol: 1, agent: 'agent-a', plant: 'plant-a', maxFrameBytes: 256 * 1024, maxBatchEvents: 50, maxInFlight: 2, features: ['status', 'ledger'] };
+    await publish(acksTopic('plant-a', 'agent-a'), welcome, true);
+    let replica: 'old' | 'new' = 'old';
+    const seen: string[] = [];
+    let errorsSent = 0;
+    broker.subscribe(eventsTopic('plant-a', 'agent-a'), (packet, done) => {
+      const frame = JSON.parse(packet.payload.toString()) as { t: string; batch: number; events: unknown[]; upto: number };
+      seen.push(frame.t);
+      if (frame.t === 'batch') void publish(acksTopic('plant-a', 'agent-a'), { t: 'ack', batch: frame.batch, stored: frame.events.length, duplicates: 0, rejected: [] }, false);
+      if (frame.t === 'ledger' && replica === 'old') {
+        errorsSent++;
+        void publish(acksTopic('plant-a', 'agent-a'), { t: 'error', code: 'unexpected_frame', reason: 'not a batch or status frame: t: Invalid input' }, false);
+      }
+      if (frame.t === 'ledger' && replica === 'new') void publish(acksTopic('plant-a', 'agent-a'), { t: 'ledger-ack', upto: frame.upto }, false);
+      done();
+    }, () => undefined);
+    const log = capturingLogger();
+    const uplink = new MqttUplink(
+      MqttUplinkConfig.parse({ kind: 'mqtt', url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 'agent-a.any-token-the-bare-broker-accepts', statusIntervalMs: 100, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }),
+      outbox,
+      { agentId: 'agent-a', plant: 'plant-a' },
+      log.logger,
+    );
+    stops.push(() => uplink.stop());
+    const counter = countConnects(uplink);
+    outbox.append('line', drafts(0, 120));
+    uplink.start();
+    await vi.waitFor(() => expect(errorsSent).toBe(1), WAIT);
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    // Events keep flowing on the same connection, and several status ticks pass without another ledger frame.
+    outbox.append('line', drafts(120, 80));
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    const statusBefore = seen.filter((t) => t === 'status').length;
+    await vi.waitFor(() => expect(seen.filter((t) => t === 'status').length).toBeGreaterThanOrEqual(statusBefore + 3), WAIT);
+    expect(seen.filter((t) => t === 'ledger')).toHaveLength(1);
+    expect(outbox.ledgerCursor()).toBe(0);
+    expect(log.warnings().filter((w) => w.msg.includes('ledger frame'))).toHaveLength(1);
+
+    // The upgraded replica restarts and re-publishes its welcome: the ledger goes, still on the same connection.
+    replica = 'new';
+    await publish(acksTopic('plant-a', 'agent-a'), welcome, true);
+    const last = outbox.readLedger(0, 1_000).at(-1)!.seq;
+    await vi.waitFor(() => expect(outbox.ledgerCursor()).toBe(last), WAIT);
+    expect(counter.connects).toBe(1);
+    expect(brokerConnects).toBe(1);
+    expect(uplink.status().state).toBe('connected');
   });
 });

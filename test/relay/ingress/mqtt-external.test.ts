@@ -196,7 +196,7 @@ describe('relay consuming from an external broker (Mosquitto, MQTT 5, shared sub
 });
 
 describe('relay consuming ledger frames from an external broker (Mosquitto)', () => {
-  it('stores the agent\'s ledger once, acks it on the agent\'s acks topic, and refuses another plant\'s entries', async () => {
+  it('stores the agent\'s ledger once, acks it on the agent\'s acks topic, and refuses another plant\'s entries alone', async () => {
     const { broker, relays, outbox, agents } = await stack(1);
     const store = relays[0]!.relay.store;
     outbox.append('line', drafts(0, 60));
@@ -210,19 +210,28 @@ describe('relay consuming ledger frames from an external broker (Mosquitto)', ()
     expect(new Set((await all()).map((r) => r.id)).size).toBe(60);
     await u.stop();
 
-    // The same agent, by hand: a ledger frame with another plant's source is refused, nothing stored.
+    // The same agent, by hand: in a ledger frame, the entry naming another plant's source is
+    // refused alone (counted in the ack); the good entry beside it is stored; the connection stays.
     const c = await client(broker, 'agent-a', agents.tokens.a);
+    let closed = false;
+    c.once('close', () => (closed = true));
     await c.subscribeAsync(acksTopic('plant-a', 'agent-a'), { qos: 1 });
-    const answer = new Promise<Record<string, unknown>>((resolve) => {
-      c.on('message', (_t, payload) => {
-        const frame = JSON.parse(payload.toString()) as Record<string, unknown>;
-        if (frame.t !== 'welcome') resolve(frame);
-      });
-    });
+    const own = { id: 'evt-own', source: '/plantlink/plants/plant-a/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' };
     const foreign = { id: 'evt-foreign', source: '/plantlink/plants/plant-b/sources/line', type: 't', subject: 'work-order/WO-1', timeMs: T0, status: 'stored' };
-    await c.publishAsync(eventsTopic('plant-a', 'agent-a'), JSON.stringify({ t: 'ledger', upto: 99, entries: [foreign] }), { qos: 1 });
-    expect(await answer).toMatchObject({ t: 'error', code: 'plant_mismatch' });
-    expect(await all()).toHaveLength(60);
+    let answer = nextMessage(c, acksTopic('plant-a', 'agent-a'));
+    await c.publishAsync(eventsTopic('plant-a', 'agent-a'), JSON.stringify({ t: 'ledger', upto: 99, entries: [own, foreign] }), { qos: 1 });
+    expect(await answer).toEqual({ t: 'ledger-ack', upto: 99, refused: 1 });
+    const ids = async () => (await all()).map((r) => r.id);
+    expect(await ids()).toHaveLength(61);
+    expect(await ids()).toContain('evt-own');
+    expect(await ids()).not.toContain('evt-foreign');
+    // Still connected, and still answered.
+    answer = nextMessage(c, acksTopic('plant-a', 'agent-a'));
+    await c.publishAsync(eventsTopic('plant-a', 'agent-a'), JSON.stringify({ t: 'ledger', upto: 100, entries: [{ ...own, id: 'evt-own-2' }] }), { qos: 1 });
+    expect(await answer).toEqual({ t: 'ledger-ack', upto: 100 });
+    expect(await ids()).toHaveLength(62);
+    expect(closed).toBe(false);
+    expect(c.connected).toBe(true);
   });
 });
 
