@@ -27,8 +27,8 @@ import type { DeliveryConfig } from './config.js';
  * counters). Called after the outcomes are committed; must be cheap and must not throw.
  */
 export interface DeliveryMetrics {
-  /** `eventTimeMs`: the event's own time, for plant-to-sink latency; `readTimeMs`: when the agent read it, for agent-to-sink latency. */
-  delivered(eventTimeMs: number, readTimeMs: number): void;
+  /** `eventTimeMs`: the event's own time, for plant-to-sink latency; `readTimeMs`: when the agent read it (if it says), for agent-to-sink latency. */
+  delivered(eventTimeMs: number, readTimeMs: number | undefined): void;
   /** `errorClass`: `throttled` (the API said when to come back) or `transient`. */
   retried(errorClass: string): void;
   /** `errorClass`: the permanent error's code, e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION. */

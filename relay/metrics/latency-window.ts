@@ -80,11 +80,13 @@ export class LatencyWindow {
   }
 }
 
-/** When the agent read the event at its source: `readtime`, else the event's own time. */
-export function readTimeMs(event: { time: string; readtime?: unknown }): number {
-  if (typeof event.readtime === 'string') {
-    const t = Date.parse(event.readtime);
-    if (Number.isFinite(t)) return t;
-  }
-  return Date.parse(event.time);
+/**
+ * When the agent read the event at its source (`readtime`), or undefined for an agent that does
+ * not stamp it: its event time would measure the plant's history (an outage, a late file), not
+ * the agent-to-CRM path, so such events stay out of the chart.
+ */
+export function readTimeMs(event: { time: string; readtime?: unknown }): number | undefined {
+  if (typeof event.readtime !== 'string') return undefined;
+  const t = Date.parse(event.readtime);
+  return Number.isFinite(t) ? t : undefined;
 }

@@ -145,7 +145,7 @@ export class RelayMetrics implements Pick<IngressObserver, 'batch'> {
         const now = this.now();
         // A plant clock ahead of ours would give a negative latency: count it as immediate.
         latency.observe(Math.max(0, now - eventTimeMs) / 1000);
-        this.agentToSink.record(now - readTimeMs);
+        if (readTimeMs !== undefined) this.agentToSink.record(now - readTimeMs);
       },
       retried: (errorClass) => child('retried', errorClass).inc(),
       deadLettered: (errorClass) => {

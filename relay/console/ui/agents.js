@@ -79,6 +79,15 @@ function ThroughputChart({ minutes }) {
   return html`<div ref=${box} class="chart" data-testid="throughput-chart"></div>`;
 }
 
+/** Short latency text for axes and captions: 850 ms, 2.4 s, 3.5 min, 2.1 h. */
+function latency(ms) {
+  if (ms === null || ms === undefined) return '-';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
 function LatencyChart({ minutes }) {
   const box = useRef(null);
   const chart = useRef(null);
@@ -92,7 +101,7 @@ function LatencyChart({ minutes }) {
           width,
           height: 200,
           scales: { y: { range: (_u, _min, max) => [0, Math.max(50, (max ?? 0) * 1.1)] } },
-          axes: [{}, { label: 'ms, agent read to sink confirmed' }],
+          axes: [{}, { label: 'latency', size: 70, values: (_u, ticks) => ticks.map(latency) }],
           series: [
             {},
             { label: 'p50', stroke: '#16a34a', width: 2, points: { show: true, size: 4 }, spanGaps: false },
@@ -125,8 +134,8 @@ export function AgentsPage() {
       <${ThroughputChart} minutes=${throughput?.minutes} />
     </section>
     <section class="card">
-      <h2>Agent-to-CRM latency, last hour ${lastLatency && html`<span class="muted small" data-testid="latency-now">last minute with deliveries: p50 ${lastLatency.p50} ms, p95 ${lastLatency.p95} ms, ${lastLatency.count} delivered</span>`}</h2>
-      <p class="muted small">From the moment the agent read the fact at its source to the sink confirming the write, per minute (all sinks).</p>
+      <h2>Agent-to-CRM latency, last hour ${lastLatency && html`<span class="muted small" data-testid="latency-now">last minute with deliveries: p50 ${latency(lastLatency.p50)}, p95 ${latency(lastLatency.p95)}, ${lastLatency.count} delivered</span>`}</h2>
+      <p class="muted small">From the moment the agent read the fact at its source (the event's readtime) to the sink confirming the write, per minute, all sinks.</p>
       <${LatencyChart} minutes=${throughput?.latency} />
     </section>
   `;

@@ -126,6 +126,12 @@ describe('console: event trace and reconciliation', () => {
     await page.goto(`${base}/console/#/trace?key=${encodeURIComponent(String(milestone.externalId))}`);
     await page.waitForSelector('[data-testid="trace-event"]');
     expect(await page.locator('[data-testid="trace-event"]').count()).toBe(1);
+
+    // The agent-to-CRM latency of those deliveries, from the agent's readtime, on the plants page.
+    await page.click('a[href="#/agents"]');
+    await page.waitForSelector('[data-testid="latency-chart"] canvas');
+    expect(await page.textContent('[data-testid="latency-now"]', WAIT)).toMatch(/p50 \d+(\.\d)? (ms|s), p95 \d+(\.\d)? (ms|s), \d+ delivered/);
+    await shot(page, '13-agents-latency');
     await context.close();
   });
 
