@@ -29,27 +29,20 @@ import {
 } from '../../protocols/uplink/frames.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { WebSocketUplinkConfig } from './config.js';
+import { BatchWindow } from './batch-window.js';
 import { LedgerSender } from './ledger-sender.js';
 import type { Uplink, UplinkEvents, UplinkHealth } from './uplink.js';
 
 export type { UplinkHealth, UplinkState } from './uplink.js';
 
-interface InFlight {
-  seqs: number[];
-  ids: string[];
-  sentMs: number;
-}
-
-const FRAME_OVERHEAD = 64;
 /** A ledger frame unacknowledged this long is sent again (the socket's close normally comes first). */
 const LEDGER_ACK_TIMEOUT_MS = 60_000;
 
 export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private ws: WebSocket | undefined;
   private welcome: WelcomeFrame | undefined;
-  private readonly inFlight = new Map<number, InFlight>();
-  private nextBatch = 0;
-  private cursor = 0;
+  /** The batches in flight over the outbox: shared with the MQTT uplink (batch-window.ts). */
+  private readonly window: BatchWindow;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -66,6 +59,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
     private readonly logger: Logger,
   ) {
     super();
+    this.window = new BatchWindow(outbox, logger);
     this.ledger = new LedgerSender(outbox, logger, LEDGER_ACK_TIMEOUT_MS);
   }
 
@@ -102,7 +96,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
   }
 
   status(): UplinkHealth & { inFlight: number } {
-    return { ...this.health, inFlight: this.inFlight.size };
+    return { ...this.health, inFlight: this.window.size };
   }
 
   private setHealth(next: UplinkHealth): void {
@@ -176,11 +170,9 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       const wasWelcomed = this.welcome !== undefined;
       clearInterval(this.heartbeatTimer);
       clearInterval(this.statusTimer);
-      const lost = this.inFlight.size;
-      this.inFlight.clear();
+      const lost = this.window.reset();
       this.ledger.reset();
       this.welcome = undefined;
-      this.cursor = 0;
       if (this.stopped) return;
       const detail = refused ?? (failure && !wasWelcomed ? `connection failed: ${failure}` : `closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
       const unauthorized = /HTTP 40[13]/.test(detail);
@@ -205,7 +197,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       case 'welcome':
         this.welcome = frame;
         this.attempt = 0;
-        this.cursor = 0;
+        this.window.reset();
         this.setHealth({ state: 'connected', connectedSinceMs: Date.now() });
         this.logger.info({ relayProtocol: frame.protocol, plant: frame.plant }, 'uplink connected');
         this.startHeartbeat();
@@ -217,7 +209,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       case 'ledger-ack':
         if (!this.ledger.ack(frame.upto, frame.refused)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
         // More entries waiting (after an outage): send on while no event batch waits for its ack.
-        if (this.inFlight.size === 0) this.sendLedger();
+        if (this.window.size === 0) this.sendLedger();
         return;
       case 'error':
         this.logger.error({ code: frame.code, reason: frame.reason }, 'relay reported a protocol error');
@@ -226,20 +218,12 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
   }
 
   private onAck(ack: AckFrame): void {
-    const batch = this.inFlight.get(ack.batch);
-    if (!batch) return this.protocolError(`ack for unknown batch ${ack.batch}`);
-    this.inFlight.delete(ack.batch);
-    const rejectedIdx = new Set(ack.rejected.map((r) => r.index));
-    const rejections = ack.rejected
-      .filter((r) => r.index < batch.seqs.length)
-      .map((r) => ({ seq: batch.seqs[r.index]!, code: r.code, reason: r.reason }));
-    const stored = batch.seqs.filter((_, i) => !rejectedIdx.has(i));
-    // Reject first: a crash between the two leaves the stored ones pending, which is a harmless resend.
-    this.outbox.reject(rejections);
-    this.outbox.ack(stored);
-    for (const r of rejections) this.logger.error({ seq: r.seq, code: r.code, reason: r.reason }, 'relay rejected an event; quarantined in the outbox');
+    if (!this.window.has(ack.batch)) return this.protocolError(`ack for unknown batch ${ack.batch}`);
+    // Rejected rows move to `rejected` before the stored ones are deleted (batch-window.ts).
+    const applied = this.window.ack(ack);
+    if (!applied) return this.protocolError(`ack for batch ${ack.batch} does not match it`);
     this.health.lastAckMs = Date.now();
-    this.emit('acked', stored.length, rejections.length, performance.now() - batch.sentMs);
+    this.emit('acked', applied.stored, applied.rejected, applied.rttMs);
     this.pump();
   }
 
@@ -247,26 +231,16 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
     const ws = this.ws;
     const welcome = this.welcome;
     if (!ws || !welcome || ws.readyState !== WebSocket.OPEN) return;
-    const window = Math.min(this.config.maxInFlight, welcome.maxInFlight);
-    const maxEvents = Math.min(this.config.maxBatchEvents, welcome.maxBatchEvents);
-    while (this.inFlight.size < window) {
-      const rows = this.outbox.readPending(this.cursor, maxEvents, welcome.maxFrameBytes - FRAME_OVERHEAD);
-      if (rows.length === 0) return;
-      if (rows.length === 1 && Buffer.byteLength(rows[0]!.body) > welcome.maxFrameBytes - FRAME_OVERHEAD) {
-        // It can never fit this relay's frames: sending it would close the socket (1009) and
-        // block the whole backlog behind it on every reconnect. Quarantine it with the reason.
-        const reason = `event is larger than the relay's frame limit of ${welcome.maxFrameBytes} bytes`;
-        this.logger.error({ seq: rows[0]!.seq, id: rows[0]!.id, reason }, 'event quarantined in the outbox');
-        this.outbox.reject([{ seq: rows[0]!.seq, code: 'event_too_large', reason }]);
-        continue;
-      }
-      const batch = this.nextBatch++;
-      // Bodies are stored as JSON text: splice them into the frame instead of parsing and re-serialising.
-      const frame = `{"t":"batch","batch":${batch},"events":[${rows.map((r) => r.body).join(',')}]}`;
-      this.inFlight.set(batch, { seqs: rows.map((r) => r.seq), ids: rows.map((r) => r.id), sentMs: performance.now() });
-      this.cursor = rows[rows.length - 1]!.seq;
-      ws.send(frame);
-    }
+    // An event too large for this relay's frames is quarantined by the window instead of sent:
+    // it would close the socket (1009) and block the backlog behind it on every reconnect.
+    this.window.fill(
+      {
+        maxInFlight: Math.min(this.config.maxInFlight, welcome.maxInFlight),
+        maxBatchEvents: Math.min(this.config.maxBatchEvents, welcome.maxBatchEvents),
+        maxFrameBytes: welcome.maxFrameBytes,
+      },
+      (_batch, frame) => ws.send(frame),
+    );
   }
 
   private startHeartbeat(): void {
