@@ -46,6 +46,7 @@ import { openDatabase } from '../../protocols/sqlite.js';
 import { deriveEventId } from '../../protocols/events/event-id.js';
 import { MAX_EVENT_BYTES, sourceUri, type CloudEventV1 } from '../../protocols/events/envelope.js';
 import { validateData } from '../../protocols/events/registry.js';
+import type { LedgerEntryWire } from '../../protocols/uplink/frames.js';
 import type { CommitOutcome, EventDraft, StateWrite } from '../sources/source.js';
 
 const SCHEMA_VERSION = 1;
@@ -87,16 +88,8 @@ export interface RejectedEvent {
   body: string;
 }
 
-/** One ledger row: an event this outbox committed or dropped. `source` is the event's source URI. */
-export interface LedgerRecord {
-  seq: number;
-  id: string;
-  source: string;
-  type: string;
-  subject: string;
-  timeMs: number;
-  status: 'stored' | 'dropped';
-}
+/** One ledger row: an event this outbox committed or dropped (`source` is the event's source URI), as a ledger frame carries it, with its row id. */
+export type LedgerRecord = LedgerEntryWire & { seq: number };
 
 export const DEFAULT_LEDGER_RETENTION_DAYS = 35;
 export const DEFAULT_LEDGER_MAX_ROWS = 2_000_000;
@@ -171,7 +164,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       oldest: this.db.prepare<[], { created_ms: number }>('SELECT created_ms FROM outbox ORDER BY seq LIMIT 1'),
       rejectedCount: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM rejected'),
       insertLedger: this.db.prepare('INSERT INTO ledger (id, source, type, subject, time_ms, status) VALUES (?, ?, ?, ?, ?, ?)'),
-      readLedger: this.db.prepare<[number, number], Omit<LedgerRecord, 'source'> & { source: string }>(
+      readLedger: this.db.prepare<[number, number], LedgerRecord>(
         'SELECT seq, id, source, type, subject, time_ms AS timeMs, status FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
       pruneLedger: this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? ORDER BY time_ms LIMIT ?)'),

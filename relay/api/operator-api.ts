@@ -27,7 +27,7 @@ import { z } from 'zod';
 import type { Logger } from '../../protocols/log.js';
 import { PermanentError, TransientError } from '../../protocols/errors.js';
 import { trace } from '../console/trace.js';
-import type { Reconciler } from '../reconcile/reconcile.js';
+import { isRequestError, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
 import type { DeadLetterFilter, RelayStore } from '../store/store.js';
 
 export const ApiToken = z
@@ -45,13 +45,6 @@ export const ApiConfig = z
 export type ApiConfig = z.infer<typeof ApiConfig>;
 
 const MAX_BODY_BYTES = 16 * 1024;
-
-/** Reconciliation errors that are the request's fault (the rest come from the targets). */
-const BAD_REQUEST_CODES = new Set(['bad_day', 'day_out_of_retention', 'unknown_lane']);
-
-const RepairRequest = z
-  .object({ day: z.string(), plant: z.string().min(1).optional(), lane: z.string().min(1).optional() })
-  .strict();
 
 const ReplayRequest = z
   .object({
@@ -173,7 +166,7 @@ export function operatorApi(deps: OperatorApiDeps) {
     }
     if (deps.reconciler && req.method === 'GET' && path === '/v1/reconcile') {
       const reconciler = deps.reconciler;
-      return answer(res, () => reconciler.reconcile({ day: q.get('day') ?? '', plant: q.get('plant') || undefined, lane: q.get('lane') || undefined, verify: q.get('verify') !== 'false' }));
+      return answer(res, () => reconciler.reconcile(reconcileOptionsFrom(q)));
     }
     if (deps.reconciler && req.method === 'POST' && path === '/v1/reconcile/repair') {
       if (caller.role !== 'operator') return send(res, 403, { error: `${caller.name} is a viewer; repair needs the operator role` });
@@ -186,8 +179,7 @@ export function operatorApi(deps: OperatorApiDeps) {
       const reconciler = deps.reconciler;
       const request = body;
       return answer(res, async () => {
-        const report = await reconciler.reconcile({ ...request, verify: true });
-        const repair = await reconciler.repair(report);
+        const { report, repair } = await reconciler.reconcileAndRepair(request);
         deps.logger.warn({ audit: 'reconcile-repair', by: caller.name, request, resent: repair.resent, deleted: repair.deleted, errors: repair.errors }, 'reconciliation repair');
         if (repair.resent.some((r) => r.events > 0)) deps.onResend?.();
         return { report, repair };
@@ -201,7 +193,7 @@ export function operatorApi(deps: OperatorApiDeps) {
     try {
       send(res, 200, await work());
     } catch (e) {
-      if (e instanceof PermanentError && BAD_REQUEST_CODES.has(e.code ?? '')) return send(res, 400, { error: e.message });
+      if (isRequestError(e)) return send(res, 400, { error: e.message });
       if (e instanceof PermanentError || e instanceof TransientError) return send(res, 502, { error: `the target refused or did not answer: ${e.message}` });
       throw e;
     }

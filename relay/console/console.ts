@@ -24,7 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { PermanentError, TransientError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { isRepairable, type Reconciler } from '../reconcile/reconcile.js';
+import { isRepairable, isRequestError, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
 import type { ApiConfig } from '../api/operator-api.js';
 import type { RelayStore } from '../store/store.js';
 import { consoleAssets } from './assets.js';
@@ -56,14 +56,12 @@ const ReplayRequest = z.union([
     .strict(),
 ]);
 
-const RepairRequest = z.object({ day: z.string(), plant: z.string().min(1).optional(), lane: z.string().min(1).optional() }).strict();
-
 /** Reconciliation's request errors as 400, a target that refused or did not answer as 502. */
 async function reconcileCall<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    if (e instanceof PermanentError && ['bad_day', 'day_out_of_retention', 'unknown_lane'].includes(e.code)) throw new HttpError(400, e.message);
+    if (isRequestError(e)) throw new HttpError(400, e.message);
     if (e instanceof PermanentError || e instanceof TransientError) throw new HttpError(502, `the target refused or did not answer: ${e.message}`);
     throw e;
   }
@@ -230,8 +228,7 @@ export class WebConsole {
     if (method === 'POST' && path === `${CONSOLE_PREFIX}/api/replay`) return this.replay(req, res, session);
     if (this.deps.reconciler && method === 'GET' && path === `${CONSOLE_PREFIX}/api/reconcile`) {
       const reconciler = this.deps.reconciler;
-      const p = url.searchParams;
-      return this.json(res, 200, await reconcileCall(() => reconciler.reconcile({ day: p.get('day') ?? '', plant: p.get('plant') || undefined, lane: p.get('lane') || undefined, verify: p.get('verify') !== 'false' })));
+      return this.json(res, 200, await reconcileCall(() => reconciler.reconcile(reconcileOptionsFrom(url.searchParams))));
     }
     if (this.deps.reconciler && method === 'POST' && path === `${CONSOLE_PREFIX}/api/reconcile/repair`) return this.repair(req, res, session, this.deps.reconciler);
     throw new HttpError(404, 'not found');
@@ -287,17 +284,14 @@ export class WebConsole {
 
   private async repair(req: IncomingMessage, res: ServerResponse, session: Session, reconciler: Reconciler): Promise<void> {
     if (session.role !== 'operator') throw new HttpError(403, `${session.name} is a viewer; repair needs the operator role`);
-    let request: z.infer<typeof RepairRequest>;
+    let request: RepairRequest;
     try {
       request = RepairRequest.parse(JSON.parse((await readBody(req)) || '{}'));
     } catch (e) {
       if (e instanceof HttpError) throw e;
       throw new HttpError(400, `bad repair request: ${e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message}`);
     }
-    const { report, repair } = await reconcileCall(async () => {
-      const report = await reconciler.reconcile({ ...request, verify: true });
-      return { report, repair: await reconciler.repair(report) };
-    });
+    const { report, repair } = await reconcileCall(() => reconciler.reconcileAndRepair(request));
     const resent = repair.resent.reduce((n, r) => n + r.events, 0);
     const deleted = repair.deleted.reduce((n, d) => n + d.ids.length, 0);
     const row = this.auditLog().record({ by: session.name, role: session.role, request: { repair: request }, matched: report.findings.filter(isRepairable).length, replayed: resent + deleted });

@@ -22,23 +22,11 @@ import type {
 } from '../store/store.js';
 import { subjectsForKey } from '../store/store.js';
 
-interface EventRow {
-  seq: number;
-  id: string;
-  source: string;
-  type: string;
-  subject: string;
-  plant: string;
-  agent: string;
-  timeMs: number;
-  plantseq: number;
-  correlationId: string;
-  salesOrder: string | null;
-  receivedMs: number;
-  body: string;
-}
+/** An inbox row as read, before its body is parsed and its deliveries attached. */
+export type EventRow = Omit<TracedEvent, 'event' | 'deliveries'> & { body: string };
 
-interface DeliveryRowRaw {
+/** A deliveries row as read: record_ids still JSON text. */
+export interface DeliveryRowRaw {
   inboxSeq: number;
   lane: string;
   status: TracedDelivery['status'];
@@ -51,7 +39,7 @@ interface DeliveryRowRaw {
 }
 
 /** record_ids holds a JSON array; anything else (never written by us) reads as none. */
-export function parseRecordIds(text: string | null): string[] {
+function parseRecordIds(text: string | null): string[] {
   if (!text) return [];
   try {
     const v: unknown = JSON.parse(text);

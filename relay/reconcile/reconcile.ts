@@ -29,6 +29,7 @@
  * Reconciliation sees only what the relay still keeps: delivered events are pruned after
  * `relay.retentionHours`; a day that ended before that is refused.
  */
+import { z } from 'zod';
 import { PermanentError } from '../../protocols/errors.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 import { isRecordReader, type ExpectedRecord, type FoundRecord, type RecordReader, type Sink } from '../sinks/sink.js';
@@ -117,6 +118,22 @@ export interface ReconcileOptions {
   lane?: string | undefined;
   /** Read each record back from the target (default true). */
   verify?: boolean;
+}
+
+/** A repair request, as the operator API and the console take it. */
+export const RepairRequest = z.object({ day: z.string(), plant: z.string().min(1).optional(), lane: z.string().min(1).optional() }).strict();
+export type RepairRequest = z.infer<typeof RepairRequest>;
+
+/** A report request from query parameters: `day`, `plant`, `lane`, `verify=false`. */
+export function reconcileOptionsFrom(params: URLSearchParams): ReconcileOptions {
+  return { day: params.get('day') ?? '', plant: params.get('plant') || undefined, lane: params.get('lane') || undefined, verify: params.get('verify') !== 'false' };
+}
+
+const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set(['bad_day', 'day_out_of_retention', 'unknown_lane']);
+
+/** Whether a reconciliation failed through the request's fault (a bad or too old day, an unknown lane), not the targets'. */
+export function isRequestError(e: unknown): e is PermanentError {
+  return e instanceof PermanentError && REQUEST_ERROR_CODES.has(e.code);
 }
 
 export interface ReconcilerDeps {
@@ -312,6 +329,12 @@ export class Reconciler {
       byKey: [...byKey.values()].map((g) => ({ plant: g.plant, subject: g.subject, kinds: [...g.kinds] })),
       truncated,
     };
+  }
+
+  /** Reconciles the request's day, reading the targets back, then repairs what that found. */
+  async reconcileAndRepair(request: RepairRequest): Promise<{ report: ReconcileReport; repair: RepairResult }> {
+    const report = await this.reconcile({ ...request, verify: true });
+    return { report, repair: await this.repair(report) };
   }
 
   /** Re-sends what is missing or stale and deletes the extra records of duplicates. */

@@ -17,6 +17,7 @@
  */
 import { z } from 'zod';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
+import type { DeliveryItem } from './sink.js';
 
 const PATH_SOURCE = '[a-z0-9]{1,20}(?:\\.(?:[A-Za-z_$][A-Za-z0-9_$-]*|\\d+))*';
 const PATH = new RegExp(`^${PATH_SOURCE}$`);
@@ -72,4 +73,13 @@ export function applyFieldMap(event: CloudEventV1, fieldMap: Readonly<Record<str
     if (value !== undefined) out[target] = value;
   }
   return out;
+}
+
+/**
+ * The mappings that write for `item`, in config order: those of its event type, less the
+ * `latest` ones when the item is stale (a newer event of its subject was already applied).
+ * Each sink's plan makes one write per mapping returned, in this order.
+ */
+export function appliedMappings<M extends { eventType: string; apply: 'every' | 'latest' }>(item: DeliveryItem, mappings: readonly M[]): M[] {
+  return mappings.filter((m) => m.eventType === item.event.type && !(m.apply === 'latest' && item.stale));
 }

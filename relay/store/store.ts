@@ -28,6 +28,7 @@ import type {
   IngressRejection,
   StoreResult,
 } from '../inbox/inbox.js';
+import type { LedgerEntryWire } from '../../protocols/uplink/frames.js';
 
 export type { DeadLetterFilter, DeliveryRow, DeliveryStatus, DueDelivery, IncomingEvent, IngressRejection, StoreResult };
 
@@ -131,15 +132,8 @@ export interface EventQuery {
   limit: number;
 }
 
-/** One event an agent's ledger says it produced (or dropped when its outbox was full). */
-export interface LedgerEntry {
-  id: string;
-  source: string;
-  type: string;
-  subject: string;
-  timeMs: number;
-  status: 'stored' | 'dropped';
-}
+/** One event an agent's ledger says it produced (or dropped when its outbox was full), as its ledger frame carried it. */
+export type LedgerEntry = LedgerEntryWire;
 
 export interface LedgerRow extends LedgerEntry {
   seq: number;

@@ -1,6 +1,6 @@
 // Plants and agents: connection, last seen, backlogs per plant; throughput over the last hour.
 import { html } from 'htm/preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { ago, duration } from './api.js';
@@ -49,34 +49,34 @@ function PlantCard({ plant, agents, now }) {
   `;
 }
 
-function ThroughputChart({ minutes }) {
+/** A uPlot chart in a div: created with `options` on the first data, fed each new data after. */
+function Chart({ options, data, testid }) {
   const box = useRef(null);
   const chart = useRef(null);
   useEffect(() => {
-    if (!minutes) return;
-    const data = [minutes.map((m) => m.minuteMs / 1000), minutes.map((m) => m.stored), minutes.map((m) => m.delivered), minutes.map((m) => m.deadLettered)];
-    if (!chart.current) {
-      const width = Math.max(320, box.current.clientWidth - 8);
-      chart.current = new uPlot(
-        {
-          width,
-          height: 220,
-          scales: { y: { range: (_u, _min, max) => [0, Math.max(5, max * 1.1)] } },
-          axes: [{}, { label: 'events / min' }],
-          series: [
-            {},
-            { label: 'stored', stroke: '#2563eb', width: 2, fill: 'rgba(37,99,235,0.08)', points: { show: false } },
-            { label: 'delivered', stroke: '#16a34a', width: 2, points: { show: false } },
-            { label: 'dead-lettered', stroke: '#dc2626', width: 2, points: { show: false } },
-          ],
-        },
-        data,
-        box.current,
-      );
-    } else chart.current.setData(data);
-  }, [minutes]);
+    if (!data) return;
+    if (!chart.current) chart.current = new uPlot({ width: Math.max(320, box.current.clientWidth - 8), ...options }, data, box.current);
+    else chart.current.setData(data);
+  }, [data]);
   useEffect(() => () => chart.current?.destroy(), []);
-  return html`<div ref=${box} class="chart" data-testid="throughput-chart"></div>`;
+  return html`<div ref=${box} class="chart" data-testid=${testid}></div>`;
+}
+
+const THROUGHPUT_CHART = {
+  height: 220,
+  scales: { y: { range: (_u, _min, max) => [0, Math.max(5, max * 1.1)] } },
+  axes: [{}, { label: 'events / min' }],
+  series: [
+    {},
+    { label: 'stored', stroke: '#2563eb', width: 2, fill: 'rgba(37,99,235,0.08)', points: { show: false } },
+    { label: 'delivered', stroke: '#16a34a', width: 2, points: { show: false } },
+    { label: 'dead-lettered', stroke: '#dc2626', width: 2, points: { show: false } },
+  ],
+};
+
+function ThroughputChart({ minutes }) {
+  const data = useMemo(() => minutes && [minutes.map((m) => m.minuteMs / 1000), minutes.map((m) => m.stored), minutes.map((m) => m.delivered), minutes.map((m) => m.deadLettered)], [minutes]);
+  return html`<${Chart} options=${THROUGHPUT_CHART} data=${data} testid="throughput-chart" />`;
 }
 
 /** Short latency text for axes and captions: 850 ms, 2.4 s, 3.5 min, 2.1 h. */
@@ -88,33 +88,20 @@ function latency(ms) {
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
+const LATENCY_CHART = {
+  height: 200,
+  scales: { y: { range: (_u, _min, max) => [0, Math.max(50, (max ?? 0) * 1.1)] } },
+  axes: [{}, { label: 'latency', size: 70, values: (_u, ticks) => ticks.map(latency) }],
+  series: [
+    {},
+    { label: 'p50', stroke: '#16a34a', width: 2, points: { show: true, size: 4 }, spanGaps: false },
+    { label: 'p95', stroke: '#d97706', width: 2, points: { show: true, size: 4 }, spanGaps: false },
+  ],
+};
+
 function LatencyChart({ minutes }) {
-  const box = useRef(null);
-  const chart = useRef(null);
-  useEffect(() => {
-    if (!minutes) return;
-    const data = [minutes.map((m) => m.minuteMs / 1000), minutes.map((m) => m.p50), minutes.map((m) => m.p95)];
-    if (!chart.current) {
-      const width = Math.max(320, box.current.clientWidth - 8);
-      chart.current = new uPlot(
-        {
-          width,
-          height: 200,
-          scales: { y: { range: (_u, _min, max) => [0, Math.max(50, (max ?? 0) * 1.1)] } },
-          axes: [{}, { label: 'latency', size: 70, values: (_u, ticks) => ticks.map(latency) }],
-          series: [
-            {},
-            { label: 'p50', stroke: '#16a34a', width: 2, points: { show: true, size: 4 }, spanGaps: false },
-            { label: 'p95', stroke: '#d97706', width: 2, points: { show: true, size: 4 }, spanGaps: false },
-          ],
-        },
-        data,
-        box.current,
-      );
-    } else chart.current.setData(data);
-  }, [minutes]);
-  useEffect(() => () => chart.current?.destroy(), []);
-  return html`<div ref=${box} class="chart" data-testid="latency-chart"></div>`;
+  const data = useMemo(() => minutes && [minutes.map((m) => m.minuteMs / 1000), minutes.map((m) => m.p50), minutes.map((m) => m.p95)], [minutes]);
+  return html`<${Chart} options=${LATENCY_CHART} data=${data} testid="latency-chart" />`;
 }
 
 export function AgentsPage() {

@@ -11,7 +11,7 @@
  *   HubSpot parses numbers, booleans and datetimes from their string form.
  */
 import { PermanentError } from '../../../protocols/errors.js';
-import { applyFieldMap, resolvePath } from '../mapping.js';
+import { applyFieldMap, appliedMappings, resolvePath } from '../mapping.js';
 import type { DeliveryItem } from '../sink.js';
 import type { HubSpotMapping } from './config.js';
 
@@ -41,8 +41,7 @@ export function planWrites(item: DeliveryItem, mappings: readonly HubSpotMapping
     return { ok: false, error: new PermanentError(`no HubSpot mapping for event type ${event.type}`, { code: 'no_mapping' }) };
   }
   const writes: UpsertWrite[] = [];
-  for (const mapping of matching) {
-    if (mapping.apply === 'latest' && item.stale) continue;
+  for (const mapping of appliedMappings(item, matching)) {
     const target = `mapping ${event.type} -> ${mapping.objectType}`;
     const id = scalarText(resolvePath(event, mapping.idFrom)) ?? '';
     if (!id) return mappingError(`${target}: no ${mapping.idProperty} value at "${mapping.idFrom}"`);

@@ -18,6 +18,7 @@ import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '..
 import type { HubSpotBatchClient } from './batch-client.js';
 import { classifyInputError, toError } from './classify.js';
 import type { HubSpotMapping } from './config.js';
+import { appliedMappings } from '../mapping.js';
 import { planWrites } from './plan.js';
 
 type RecordRef = Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>;
@@ -32,8 +33,8 @@ export class HubSpotRecords implements RecordReader {
   expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
     const plan = planWrites(item, this.mappings);
     if (!plan.ok) return plan;
-    // planWrites keeps mapping order and skips `latest` mappings of stale items: the same filter gives each write its mapping.
-    const applied = this.mappings.filter((m) => m.eventType === item.event.type && !(m.apply === 'latest' && item.stale));
+    // planWrites makes one write per applied mapping, in order.
+    const applied = appliedMappings(item, this.mappings);
     return {
       ok: true,
       records: plan.writes.map((write, i) => ({

@@ -11,7 +11,7 @@
  * - Select fields are sent as `{ "id": "<internal id>" }`, NetSuite's reference shape.
  */
 import { PermanentError } from '../../../protocols/errors.js';
-import { applyFieldMap, resolvePath } from '../mapping.js';
+import { applyFieldMap, appliedMappings, resolvePath } from '../mapping.js';
 import type { DeliveryItem } from '../sink.js';
 import type { NetSuiteMapping } from './config.js';
 import type { UpsertRequest } from './rest-client.js';
@@ -30,8 +30,7 @@ export function planWrites(item: DeliveryItem, mappings: readonly NetSuiteMappin
     return { ok: false, error: new PermanentError(`no NetSuite mapping for event type ${event.type}`, { code: 'no_mapping' }) };
   }
   const writes: UpsertRequest[] = [];
-  for (const mapping of matching) {
-    if (mapping.apply === 'latest' && item.stale) continue;
+  for (const mapping of appliedMappings(item, matching)) {
     const target = `mapping ${event.type} -> ${mapping.recordType}`;
     const externalId = scalarText(resolvePath(event, mapping.externalIdFrom)) ?? '';
     if (!externalId) return mappingError(`${target}: no external id at "${mapping.externalIdFrom}"`);

@@ -16,6 +16,7 @@
 import type { PermanentError } from '../../../protocols/errors.js';
 import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '../sink.js';
 import type { NetSuiteMapping } from './config.js';
+import { appliedMappings } from '../mapping.js';
 import { planWrites } from './plan.js';
 import type { NetSuiteRestClient } from './rest-client.js';
 
@@ -34,8 +35,8 @@ export class NetSuiteRecords implements RecordReader {
   expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
     const plan = planWrites(item, this.mappings);
     if (!plan.ok) return plan;
-    // planWrites keeps mapping order and skips `latest` mappings of stale items: the same filter gives each write its mapping.
-    const applied = this.mappings.filter((m) => m.eventType === item.event.type && !(m.apply === 'latest' && item.stale));
+    // planWrites makes one write per applied mapping, in order.
+    const applied = appliedMappings(item, this.mappings);
     return {
       ok: true,
       records: plan.writes.map((write, i) => ({

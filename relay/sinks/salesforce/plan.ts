@@ -10,7 +10,7 @@
  *   event would fail the same way on every retry.
  */
 import { PermanentError } from '../../../protocols/errors.js';
-import { applyFieldMap, resolvePath } from '../mapping.js';
+import { applyFieldMap, appliedMappings, resolvePath } from '../mapping.js';
 import type { DeliveryItem } from '../sink.js';
 import type { SalesforceMapping } from './config.js';
 
@@ -33,8 +33,7 @@ export function planWrites(item: DeliveryItem, mappings: readonly SalesforceMapp
     return { ok: false, error: new PermanentError(`no Salesforce mapping for event type ${event.type}`, { code: 'no_mapping' }) };
   }
   const writes: RecordWrite[] = [];
-  for (const mapping of matching) {
-    if (mapping.apply === 'latest' && item.stale) continue;
+  for (const mapping of appliedMappings(item, matching)) {
     const target = `mapping ${event.type} -> ${mapping.object}`;
     const rawId = resolvePath(event, mapping.externalId);
     const externalId = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId)) ? String(rawId) : '';

@@ -19,6 +19,7 @@ import { PermanentError, TransientError } from '../../../protocols/errors.js';
 import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '../sink.js';
 import { classifyApiResponse, classifyRecordErrors, parseRecordErrors } from './classify.js';
 import type { SalesforceMapping } from './config.js';
+import { appliedMappings } from '../mapping.js';
 import { planWrites } from './plan.js';
 import { MAX_RECORDS_PER_CALL, type SalesforceRestClient } from './rest-client.js';
 
@@ -83,8 +84,8 @@ export class SalesforceRecords implements RecordReader {
   expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
     const plan = planWrites(item, this.mappings);
     if (!plan.ok) return plan;
-    // planWrites keeps mapping order and skips `latest` mappings of stale items: the same filter gives each write its mapping.
-    const applied = this.mappings.filter((m) => m.eventType === item.event.type && !(m.apply === 'latest' && item.stale));
+    // planWrites makes one write per applied mapping, in order.
+    const applied = appliedMappings(item, this.mappings);
     return {
       ok: true,
       records: plan.writes.map((write, i) => ({

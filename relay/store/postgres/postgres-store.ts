@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { parseRecordIds } from '../../inbox/history.js';
+import { toTracedDelivery, type DeliveryRowRaw, type EventRow } from '../../inbox/history.js';
 import { salesOrderOf, subjectsForKey } from '../store.js';
 import type {
   AppliedVersion,
@@ -446,27 +446,24 @@ export class PostgresStore implements RelayStore {
     if (q.plant !== undefined) where.push(`plant = ${arg(q.plant)}`);
     if (q.fromMs !== undefined) where.push(`time_ms >= ${arg(q.fromMs)}`);
     if (q.toMs !== undefined) where.push(`time_ms < ${arg(q.toMs)}`);
-    const { rows } = await this.pool.query<Omit<TracedEvent, 'event' | 'deliveries'> & { body: string }>(
+    const { rows } = await this.pool.query<EventRow>(
       `SELECT seq, id, source, type, subject, plant, agent, time_ms AS "timeMs", plantseq, correlation_id AS "correlationId",
               sales_order AS "salesOrder", received_ms AS "receivedMs", body
          FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ${arg(q.limit)}`,
       args,
     );
     if (rows.length === 0) return [];
-    const deliveries = await this.pool.query<{
-      inboxSeq: number; lane: string; status: TracedEvent['deliveries'][number]['status']; attempts: number; updatedMs: number;
-      nextAttemptMs: number; recordIds: string | null; lastError: string | null; errorCode: string | null;
-    }>(
+    const deliveries = await this.pool.query<DeliveryRowRaw>(
       `SELECT inbox_seq AS "inboxSeq", sink AS lane, status, attempts, updated_ms AS "updatedMs", next_attempt_ms AS "nextAttemptMs",
               record_ids AS "recordIds", last_error AS "lastError", error_code AS "errorCode"
          FROM deliveries WHERE inbox_seq = ANY($1::bigint[]) ORDER BY sink`,
       [rows.map((r) => r.seq)],
     );
     const bySeq = new Map<number, TracedEvent['deliveries']>();
-    for (const { inboxSeq, recordIds, ...d } of deliveries.rows) {
-      let list = bySeq.get(inboxSeq);
-      if (!list) bySeq.set(inboxSeq, (list = []));
-      list.push({ ...d, recordIds: parseRecordIds(recordIds) });
+    for (const d of deliveries.rows) {
+      let list = bySeq.get(d.inboxSeq);
+      if (!list) bySeq.set(d.inboxSeq, (list = []));
+      list.push(toTracedDelivery(d));
     }
     return rows.map(({ body, ...r }) => ({ ...r, event: JSON.parse(body) as Record<string, unknown>, deliveries: bySeq.get(r.seq) ?? [] }));
   }
