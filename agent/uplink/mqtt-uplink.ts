@@ -151,7 +151,15 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       if (this.conn === conn) this.onConnected(conn, connack.sessionPresent);
     });
     client.on('message', (topic, payload) => {
-      if (this.conn === conn) this.onMessage(conn, topic, payload);
+      if (this.conn !== conn || conn.dropped) return;
+      try {
+        this.onMessage(conn, topic, payload);
+      } catch (e) {
+        // As over WebSocket: an outbox write failing while applying an ack must not kill the
+        // process from a client callback. Unacked rows stay pending and are resent.
+        this.logger.error({ err: describeError(e) }, 'could not apply a relay message to the outbox; reconnecting to resend from it');
+        this.drop(conn, `agent outbox error: ${describeError(e)}`, false);
+      }
     });
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;

@@ -152,8 +152,17 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       if (status === 401 || status === 403) this.setHealth({ state: 'unauthorized', detail: `HTTP ${status}` });
     });
     ws.on('message', (data, isBinary) => {
+      // Frames still arriving after we started closing are not applied: they are resent or re-acked.
+      if (ws.readyState !== WebSocket.OPEN) return;
       if (isBinary) return this.protocolError('binary frame from relay');
-      this.onFrame(data.toString());
+      try {
+        this.onFrame(data.toString());
+      } catch (e) {
+        // Applying an ack writes the outbox; if that fails (disk full, I/O error, closing) the
+        // process must not die from a socket callback. Unacked rows stay pending and are resent.
+        this.logger.error({ err: describeError(e) }, 'could not apply a relay frame to the outbox; reconnecting to resend from it');
+        ws.close(1011, 'agent outbox error');
+      }
     });
     ws.on('pong', () => {
       this.awaitingPong = false;
