@@ -17,6 +17,7 @@ import type {
   LedgerEntry,
   LedgerQuery,
   LedgerRow,
+  SubjectAt,
   TracedDelivery,
   TracedEvent,
 } from '../store/store.js';
@@ -62,6 +63,10 @@ export function toTracedDelivery(r: DeliveryRowRaw): TracedDelivery {
   };
 }
 
+/** An inbox row as `EventRow`. */
+const EVENT_COLUMNS = `seq, id, source, type, subject, plant, agent, time_ms AS timeMs, plantseq, correlation_id AS correlationId,
+  sales_order AS salesOrder, received_ms AS receivedMs, body`;
+
 export class InboxHistory {
   private readonly stmts;
 
@@ -75,6 +80,7 @@ export class InboxHistory {
                 record_ids AS recordIds, last_error AS lastError, error_code AS errorCode
            FROM deliveries WHERE inbox_seq = ? ORDER BY sink`,
       ),
+      eventsAt: db.prepare(`SELECT ${EVENT_COLUMNS} FROM inbox WHERE subject = ? AND plant = ? AND time_ms = ?`),
       resend: db.prepare(
         `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = 0, last_error = NULL, error_code = NULL, updated_ms = ?
           WHERE sink = ? AND inbox_seq = ? AND status = 'delivered'`,
@@ -114,16 +120,23 @@ export class InboxHistory {
     args.push(q.limit);
     const rows = this.db
       .prepare(
-        `SELECT seq, id, source, type, subject, plant, agent, time_ms AS timeMs, plantseq, correlation_id AS correlationId,
-                sales_order AS salesOrder, received_ms AS receivedMs, body
-           FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ?`,
+        `SELECT ${EVENT_COLUMNS} FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ?`,
       )
       .all(...args) as EventRow[];
-    return rows.map(({ body, ...r }) => ({
+    return rows.map((r) => this.traced(r));
+  }
+
+  eventsAt(versions: readonly SubjectAt[]): TracedEvent[] {
+    // In process, one indexed lookup each costs microseconds: no need to batch them.
+    return versions.flatMap((v) => (this.stmts.eventsAt.all(v.subject, v.plant, v.timeMs) as EventRow[]).map((r) => this.traced(r)));
+  }
+
+  private traced({ body, ...r }: EventRow): TracedEvent {
+    return {
       ...r,
       event: JSON.parse(body) as Record<string, unknown>,
       deliveries: (this.stmts.deliveriesOf.all(r.seq) as DeliveryRowRaw[]).map(toTracedDelivery),
-    }));
+    };
   }
 
   resend(lane: string, inboxSeqs: readonly number[]): number {

@@ -427,9 +427,17 @@ export class Reconciler {
     const versions = await this.deps.store.appliedVersions(lane, [...subjects.keys()]);
     let forLane = expected.get(lane);
     if (!forLane) expected.set(lane, (forLane = new Map()));
-    for (const v of versions) {
-      const s = subjects.get(v.orderKey)!;
-      const newest = await this.findVersion(s.plant, s.subject, v.timeMs, v.plantseq);
+    const at = versions.map((v) => ({ ...subjects.get(v.orderKey)!, timeMs: v.timeMs }));
+    const candidates = new Map<string, TracedEvent[]>();
+    for (const e of await this.deps.store.eventsAt(at)) {
+      const k = `${e.plant}\u0000${e.subject}\u0000${e.timeMs}`;
+      candidates.set(k, [...(candidates.get(k) ?? []), e]);
+    }
+    for (const [i, v] of versions.entries()) {
+      const s = at[i]!;
+      const same = candidates.get(`${s.plant}\u0000${s.subject}\u0000${s.timeMs}`) ?? [];
+      // Two events of one subject at the same instant: the version's plantseq tells them apart.
+      const newest = same.find((e) => e.plantseq === v.plantseq) ?? same[0];
       if (!newest) continue; // pruned: its record can no longer be re-sent from here
       const delivery = newest.deliveries.find((d) => d.lane === lane);
       const plan = reader.expectedRecords({ event: newest.event as unknown as CloudEventV1, stale: false });
@@ -439,11 +447,6 @@ export class Reconciler {
         forLane.set(recordKey(record), { record, plant: s.plant, subject: s.subject, eventId: newest.id, inboxSeq: newest.seq, reportedIds: delivery?.recordIds ?? [] });
       }
     }
-  }
-
-  private async findVersion(plant: string, subject: string, timeMs: number, plantseq: number): Promise<TracedEvent | undefined> {
-    const events = await this.deps.store.findEvents({ key: subject, plant, fromMs: timeMs, toMs: timeMs + 1, limit: 100 });
-    return events.find((e) => e.subject === subject && e.plantseq === plantseq) ?? events.find((e) => e.subject === subject);
   }
 
   private async loadLedger(plant: string | undefined, fromMs: number, toMs: number): Promise<Map<string, LedgerRow>> {

@@ -132,6 +132,13 @@ export interface EventQuery {
   limit: number;
 }
 
+/** A subject of a plant at one event time. */
+export interface SubjectAt {
+  plant: string;
+  subject: string;
+  timeMs: number;
+}
+
 /** One event an agent's ledger says it produced (or dropped when its outbox was full), as its ledger frame carried it. */
 export type LedgerEntry = LedgerEntryWire;
 
@@ -173,6 +180,14 @@ export function salesOrderOf(event: { data?: unknown }): string | null {
   return typeof so === 'string' && so.length > 0 && so.length <= MAX_QUERY_KEY ? so : null;
 }
 
+/** What one prune forgot. */
+export interface PruneResult {
+  events: number;
+  rejections: number;
+  /** Applied subject versions (the older-never-overwrites-newer guard) past the window. */
+  versions: number;
+}
+
 export interface RelayStore {
   readonly kind: 'sqlite' | 'postgres';
   /** False once closed. */
@@ -206,6 +221,11 @@ export interface RelayStore {
   pendingByPlant(filter?: { types?: readonly string[]; sinks?: readonly string[] }): Promise<PlantPendingRow[]>;
   /** Events with their deliveries, for the trace and reconciliation (oldest seq first). */
   findEvents(query: EventQuery): Promise<TracedEvent[]>;
+  /**
+   * The events of each (plant, subject) at exactly `timeMs` (event time), with their deliveries,
+   * in any order: the events behind applied versions, for many subjects in one round trip.
+   */
+  eventsAt(versions: readonly SubjectAt[]): Promise<TracedEvent[]>;
   /** Delivered deliveries back to pending, so the lane writes them again (a reconciliation repair). */
   resend(lane: string, inboxSeqs: readonly number[]): Promise<number>;
   /** The newest version `lane` applied per ordering key, for those keys that have one. */
@@ -214,7 +234,10 @@ export interface RelayStore {
   addLedger(agent: string, plant: string, entries: readonly LedgerEntry[]): Promise<number>;
   /** Ledger entries with event time in [fromMs, toMs), oldest seq first. */
   ledger(query: LedgerQuery): Promise<LedgerRow[]>;
-  /** Forgets fully delivered events received before `cutoffMs`, older ingress rejections and ledger entries. */
-  prune(cutoffMs: number): Promise<{ events: number; rejections: number }>;
+  /**
+   * Forgets fully delivered events received before `cutoffMs`, older ingress rejections and
+   * ledger entries, and applied versions older than it of subjects with nothing pending or dead.
+   */
+  prune(cutoffMs: number): Promise<PruneResult>;
   close(): Promise<void>;
 }

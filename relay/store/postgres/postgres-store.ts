@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { toTracedDelivery, type DeliveryRowRaw, type EventRow } from '../../inbox/history.js';
-import { salesOrderOf, subjectsForKey } from '../store.js';
+import { salesOrderOf, subjectsForKey, type PruneResult, type SubjectAt } from '../store.js';
 import type {
   AppliedVersion,
   ClaimedDelivery,
@@ -61,6 +61,12 @@ export interface PostgresStoreOptions {
 }
 
 const PRUNE_SLICE = 5000;
+/** Subjects looked up per `eventsAt` query. */
+const EVENTS_AT_SLICE = 1000;
+/** An inbox row as `EventRow`; `table`: the inbox's alias in a join. */
+const eventColumns = (table = 'inbox') =>
+  `${table}.seq, ${table}.id, ${table}.source, ${table}.type, ${table}.subject, ${table}.plant, ${table}.agent, ${table}.time_ms AS "timeMs",
+   ${table}.plantseq, ${table}.correlation_id AS "correlationId", ${table}.sales_order AS "salesOrder", ${table}.received_ms AS "receivedMs", ${table}.body`;
 /** /readyz follows the database within about this long. */
 const PING_EVERY_MS = 2000;
 const PING_TIMEOUT_MS = 3000;
@@ -100,9 +106,13 @@ export class PostgresStore implements RelayStore {
       types: types as never,
       application_name: `plantlink-relay ${this.owner}`.slice(0, 63),
     });
-    // An idle client losing its server (restart, failover) must not crash the process; the
-    // pool drops it and the next query opens a new one.
+    // A client losing its server (restart, failover, a killed backend) must not crash the
+    // process. Idle in the pool, the pool reports it here and drops it. Checked out (a
+    // transaction between two statements, or waiting on one), pg also emits 'error' on the
+    // client itself, where the pool listens no more: the listener every new client gets below
+    // catches that; the statement in progress fails on its own and the caller retries.
     this.pool.on('error', () => undefined);
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** A store that is connected, its schema created or migrated. */
@@ -446,12 +456,28 @@ export class PostgresStore implements RelayStore {
     if (q.plant !== undefined) where.push(`plant = ${arg(q.plant)}`);
     if (q.fromMs !== undefined) where.push(`time_ms >= ${arg(q.fromMs)}`);
     if (q.toMs !== undefined) where.push(`time_ms < ${arg(q.toMs)}`);
-    const { rows } = await this.pool.query<EventRow>(
-      `SELECT seq, id, source, type, subject, plant, agent, time_ms AS "timeMs", plantseq, correlation_id AS "correlationId",
-              sales_order AS "salesOrder", received_ms AS "receivedMs", body
-         FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ${arg(q.limit)}`,
-      args,
-    );
+    const { rows } = await this.pool.query<EventRow>(`SELECT ${eventColumns()} FROM inbox WHERE ${where.join(' AND ')} ORDER BY seq ${q.newestFirst ? 'DESC' : ''} LIMIT ${arg(q.limit)}`, args);
+    return this.traced(rows);
+  }
+
+  async eventsAt(versions: readonly SubjectAt[]): Promise<TracedEvent[]> {
+    const out: TracedEvent[] = [];
+    // One round trip per slice instead of one per subject (a day can touch thousands of work orders).
+    for (let i = 0; i < versions.length; i += EVENTS_AT_SLICE) {
+      const slice = versions.slice(i, i + EVENTS_AT_SLICE);
+      const { rows } = await this.pool.query<EventRow>(
+        `SELECT ${eventColumns('i')}
+           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(subject, plant, time_ms)
+           JOIN inbox i ON i.subject = k.subject AND i.plant = k.plant AND i.time_ms = k.time_ms`,
+        [slice.map((v) => v.subject), slice.map((v) => v.plant), slice.map((v) => v.timeMs)],
+      );
+      out.push(...(await this.traced(rows)));
+    }
+    return out;
+  }
+
+  /** Parses the rows' bodies and attaches every lane's delivery, in one more query. */
+  private async traced(rows: EventRow[]): Promise<TracedEvent[]> {
     if (rows.length === 0) return [];
     const deliveries = await this.pool.query<DeliveryRowRaw>(
       `SELECT inbox_seq AS "inboxSeq", sink AS lane, status, attempts, updated_ms AS "updatedMs", next_attempt_ms AS "nextAttemptMs",
@@ -517,7 +543,7 @@ export class PostgresStore implements RelayStore {
     return rows;
   }
 
-  async prune(cutoffMs: number): Promise<{ events: number; rejections: number }> {
+  async prune(cutoffMs: number): Promise<PruneResult> {
     let events = 0;
     for (;;) {
       // Slices, so no transaction holds many row locks for long.
@@ -540,7 +566,19 @@ export class PostgresStore implements RelayStore {
     const { rowCount } = await this.pool.query('DELETE FROM ingress_rejections WHERE received_ms < $1', [cutoffMs]);
     // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
     while (((await this.pool.query('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < $1 LIMIT $2)', [cutoffMs, PRUNE_SLICE])).rowCount ?? 0) === PRUNE_SLICE);
-    return { events, rejections: rowCount ?? 0 };
+    // As relay/inbox/inbox.ts says why. A replica applying a version meanwhile re-inserts its row.
+    let versions = 0;
+    for (let n = PRUNE_SLICE; n === PRUNE_SLICE; versions += n) {
+      const { rowCount: deleted } = await this.pool.query(
+        `DELETE FROM subject_versions WHERE ctid IN (
+           SELECT v.ctid FROM subject_versions v WHERE v.time_ms < $1
+              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.status IN ('pending', 'dead') AND d.subject = v.subject)
+            LIMIT $2)`,
+        [cutoffMs, PRUNE_SLICE],
+      );
+      n = deleted ?? 0;
+    }
+    return { events, rejections: rowCount ?? 0, versions };
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,8 @@
 import { InboxHistory } from '../../inbox/history.js';
 import { Inbox } from '../../inbox/inbox.js';
 import type {
+  PruneResult,
+  SubjectAt,
   AppliedVersion,
   ClaimedDelivery,
   EventQuery,
@@ -97,6 +99,10 @@ export class SqliteStore implements RelayStore {
     return this.history.findEvents(query);
   }
 
+  async eventsAt(versions: readonly SubjectAt[]): Promise<TracedEvent[]> {
+    return this.history.eventsAt(versions);
+  }
+
   async resend(lane: string, inboxSeqs: readonly number[]): Promise<number> {
     return this.history.resend(lane, inboxSeqs);
   }
@@ -113,7 +119,7 @@ export class SqliteStore implements RelayStore {
     return this.history.ledger(query);
   }
 
-  async prune(cutoffMs: number): Promise<{ events: number; rejections: number }> {
+  async prune(cutoffMs: number): Promise<PruneResult> {
     return this.inbox.prune(cutoffMs);
   }
 

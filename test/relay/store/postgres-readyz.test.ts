@@ -1,11 +1,16 @@
 /**
- * /readyz of a relay on the PostgreSQL store follows the database: a crashed server makes the
- * relay not ready (with the reason), a restarted one ready again, without restarting the relay.
+ * The relay on the PostgreSQL store when the database goes away. /readyz follows the database:
+ * a crashed server makes the relay not ready (with the reason), a restarted one ready again,
+ * without restarting the relay. A connection lost in the middle of a transaction fails that
+ * call only, never the process.
  */
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RelayConfig } from '../../../relay/config.js';
 import { Relay } from '../../../relay/relay.js';
+import { PostgresStore } from '../../../relay/store/postgres/postgres-store.js';
+import { milestoneEvent } from '../sinks/salesforce/fixtures.js';
 import { startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { tempDir, testLogger } from '../../helpers/temp.js';
 
@@ -48,5 +53,32 @@ describe('relay readiness on PostgreSQL', () => {
     expect((await fetch(`http://127.0.0.1:${relay.port}/healthz`)).status).toBe(200); // alive, just not ready
     await cluster.start();
     await vi.waitFor(async () => expect((await readyz()).status).toBe(200), { timeout: 20_000, interval: 200 });
+  });
+
+  it('a connection killed mid-transaction fails that call with an error, not the process, and the next call works', { timeout: 60_000 }, async () => {
+    const url = await cluster.createDatabase('killed');
+    const store = await PostgresStore.open({ url, poolSize: 2 });
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      // The store's INSERT waits on this lock, inside its transaction, on a checked-out client.
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE');
+      const event = milestoneEvent('WO-1', 'released', 1);
+      const put = () => store.store('agent-1', [{ event, body: JSON.stringify(event), sinks: ['crm'] }], []);
+      const waiting = put();
+      const settled = waiting.then(() => 'stored', (e: Error) => e.message);
+      const blocked = async () =>
+        (await locker.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'plantlink-relay%' AND wait_event_type = 'Lock'")).rows;
+      await vi.waitFor(async () => expect(await blocked()).toHaveLength(1), { timeout: 20_000, interval: 50 });
+      await locker.query('SELECT pg_terminate_backend($1)', [(await blocked())[0]!.pid]);
+      expect(await settled).toMatch(/terminat/i);
+      await locker.query('COMMIT');
+      expect(await put()).toEqual({ stored: 1, duplicates: 0 });
+      expect(await store.counts()).toMatchObject({ events: 1, pending: 1 });
+    } finally {
+      await locker.end();
+      await store.close();
+    }
   });
 });
