@@ -19,6 +19,8 @@ import { backoffMs, describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import {
   AckFrame,
+  CloseCode,
+  closeReason,
   LEDGER_FEATURE,
   RelayFrame,
   STATUS_FEATURE,
@@ -322,6 +324,6 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
 
   private protocolError(reason: string): void {
     this.logger.error({ reason }, 'uplink protocol error; reconnecting');
-    this.ws?.close(4400, reason.slice(0, 120));
+    this.ws?.close(CloseCode.protocolViolation, closeReason(reason));
   }
 }

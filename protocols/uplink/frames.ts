@@ -178,6 +178,13 @@ export type LedgerFrame = z.infer<typeof LedgerFrame>;
 export const AgentFrame = z.discriminatedUnion('t', [BatchFrame, StatusFrame, LedgerFrame]);
 export type AgentFrame = z.infer<typeof AgentFrame>;
 
+/** A close reason within the protocol's 123 bytes (ws throws past them), cut on a character boundary. */
+export function closeReason(reason: string, maxBytes = 120): string {
+  let out = reason.slice(0, maxBytes);
+  while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
+  return out;
+}
+
 /** WebSocket close codes the relay uses, so the agent can tell "fix your config" from "try again". */
 export const CloseCode = {
   normal: 1000,

@@ -17,6 +17,7 @@ import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import {
   CloseCode,
+  closeReason,
   LEDGER_FEATURE,
   negotiateVersion,
   STATUS_FEATURE,
@@ -109,9 +110,13 @@ export class WebSocketIngress {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): void {
+    // Node takes its own error listener off an upgraded socket: a peer resetting it while we
+    // refuse (a scanner, a health check, an agent stopping) would otherwise crash the relay.
+    socket.on('error', () => socket.destroy());
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const url = new URL(req.url ?? '/', 'http://relay');
-    if (url.pathname !== path) return refuse(socket, 404, `no WebSocket endpoint at ${url.pathname}; agents connect to ${path}`);
+    // The raw path, as sent: `new URL` throws on some (`//[`), and anyone can send one before logging in.
+    const pathname = (req.url ?? '/').split('?')[0]!;
+    if (pathname !== path) return refuse(socket, 404, `no WebSocket endpoint at ${pathname.slice(0, 200)}; agents connect to ${path}`);
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (negotiateVersion(offered) === undefined) {
       this.deps.logger.warn({ remote, offered }, 'agent refused: no common uplink protocol version');
@@ -194,7 +199,7 @@ export class WebSocketIngress {
     log.warn({ code, reason }, 'protocol violation; closing the connection');
     const frame: ErrorFrame = { t: 'error', code, reason };
     ws.send(JSON.stringify(frame));
-    ws.close(closeCode, reason.slice(0, 120));
+    ws.close(closeCode, closeReason(reason));
   }
 
   private pingAll(): void {

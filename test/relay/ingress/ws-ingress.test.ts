@@ -1,3 +1,4 @@
+import { connect as tcpConnect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { deriveEventId } from '../../../protocols/events/event-id.js';
@@ -78,6 +79,25 @@ function refusal(token: string, protocols = ['plantlink.v1']): Promise<{ status:
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     ws.on('error', () => undefined);
+  });
+}
+
+function upgradeRequest(path: string, token: string): string {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: plantlink.v1\r\n` +
+    `Authorization: Bearer ${token}\r\n\r\n`
+  );
+}
+
+/** Sends an upgrade request as raw bytes (ws would refuse to send a bad path) and returns the answer. */
+function rawUpgrade(path: string, token: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(ingress.port, '127.0.0.1', () => socket.write(upgradeRequest(path, token)));
+    let answer = '';
+    socket.on('data', (d) => (answer += d.toString()));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
   });
 }
 
@@ -172,6 +192,36 @@ describe('WebSocket ingress', () => {
     const c2 = await connect();
     c2.ws.send(full);
     expect(await c2.next()).toMatchObject({ t: 'ack', stored: 1 });
+  });
+
+  it('closes after a malformed frame whose parse error quotes non-ASCII text (a close reason is limited to 123 bytes)', async () => {
+    const c = await connect();
+    c.ws.send(`{"t":"batch","events":[${'é'.repeat(200)}`);
+    expect(await c.next()).toMatchObject({ t: 'error', code: 'malformed_frame' });
+    const closed = await c.closed;
+    expect(closed.code).toBe(1007);
+    expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);
+  });
+
+  it('answers an upgrade to a path no URL parser takes with 404, and keeps serving', async () => {
+    const answer = await rawUpgrade('//[', ingress.tokens.a);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    const c = await connect();
+    expect(c.welcome.t).toBe('welcome');
+  });
+
+  it('survives clients that reset their connection while being refused', async () => {
+    for (let i = 0; i < 30; i++) {
+      const socket = tcpConnect(ingress.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(upgradeRequest('/v1/uplink', 'agent-a.wrong-secret-wrong-secret'));
+      // Reset (RST) at once, before or while the 401 is written back.
+      await new Promise((resolve) => setTimeout(resolve, i % 3));
+      socket.resetAndDestroy();
+    }
+    const c = await connect();
+    expect(c.welcome.t).toBe('welcome');
   });
 
   it('answers a JSON frame that is not a batch with unexpected_frame', async () => {
