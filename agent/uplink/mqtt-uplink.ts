@@ -135,15 +135,16 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
   private connect(): void {
     if (this.stopped) return;
     this.setHealth({ state: 'connecting' });
-    let options: IClientOptions;
+    let client: MqttClient;
     try {
-      options = this.clientOptions();
+      // mqtt.js builds the TLS context here, synchronously: a key not matching its certificate
+      // (one of the two files rotated, the other not yet) throws instead of emitting 'error'.
+      client = connect(this.config.url, this.clientOptions());
     } catch (e) {
       // A certificate being rotated, a share not mounted yet: retry, never crash-loop.
-      this.setHealth({ state: 'disconnected', detail: `cannot read TLS files: ${describeError(e)}` });
-      return this.retryLater(`cannot read uplink TLS files: ${describeError(e)}`, 'error');
+      this.setHealth({ state: 'disconnected', detail: `cannot use the TLS files: ${describeError(e)}` });
+      return this.retryLater(`cannot use the uplink TLS files: ${describeError(e)}`, 'error');
     }
-    const client = connect(this.config.url, options);
     noDelay(client);
     const conn: Connection = { client, welcome: undefined, failure: undefined, dropped: undefined, closed: false };
     this.conn = conn;
@@ -330,7 +331,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
       this.ackTimeouts++;
       const lost = this.window.reset();
       this.logger.warn({ unackedBatches: lost, timeoutMs: timeout }, 'no ack from the relay in time; sending the unacknowledged events again');
-      this.pump();
+      try {
+        this.pump();
+      } catch (e) {
+        // Reading the outbox failed (I/O error, closing): not from a timer into the process.
+        this.logger.error({ err: describeError(e) }, 'could not read the outbox to resend; reconnecting');
+        if (this.conn) this.drop(this.conn, `agent outbox error: ${describeError(e)}`, false);
+      }
     }, timeout);
     this.ackTimer.unref();
   }

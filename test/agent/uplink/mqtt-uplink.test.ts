@@ -95,6 +95,23 @@ describe('MQTT uplink to the relay\'s embedded broker', () => {
     expect(relay.inbox.counts().events).toBe(0);
   });
 
+  it('waits out a client key that does not match its certificate (mid-rotation) without crashing, and connects once they match', async () => {
+    const { dir, outbox } = workspace();
+    const server = selfSignedCert(dir);
+    const oldClient = selfSignedCert(dir, 'client-old');
+    const newClient = selfSignedCert(dir, 'client-new');
+    const relay = await relayWith(dir, { listeners: { tls: { host: '127.0.0.1', port: 0, certFile: server.certFile, keyFile: server.keyFile } } });
+    // The key file is already the new one; the certificate file still the old one.
+    const u = uplink(outbox, { url: `mqtts://127.0.0.1:${relay.ports.tls}`, token: relay.tokens.a, tls: { caFile: server.certFile, certFile: oldClient.certFile, keyFile: newClient.keyFile } });
+    outbox.append('line', drafts(0, 5));
+    u.start();
+    await vi.waitFor(() => expect(u.status()).toMatchObject({ state: 'disconnected', detail: expect.stringMatching(/TLS files.*key values mismatch/) }), { timeout: 10_000 });
+    expect(outbox.stats().pending).toBe(5);
+    writeFileSync(oldClient.certFile, newClient.cert); // the rotation completes
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), { timeout: 10_000 });
+    expect(relay.inbox.counts().events).toBe(5);
+  });
+
   it('delivers over MQTT over WebSocket, plain (ws://) and TLS (wss://)', async () => {
     const { dir, outbox } = workspace();
     const cert = selfSignedCert(dir);
