@@ -92,7 +92,7 @@ export class Agent {
     const listen = this.config.metrics.listen;
     if (!listen) return;
     try {
-      this.metricsServer = await startMetricsServer(listen, { scrape: () => this.metrics.scrape(), ready: () => this.readiness() });
+      this.metricsServer = await startMetricsServer(listen, { scrape: () => this.metrics.scrape(), ready: () => this.readiness() }, this.logger);
       this.logger.info({ url: `${this.metricsServer.url}/metrics` }, 'metrics listener started');
     } catch (e) {
       // Monitoring must never stop the data: without the listener the agent still forwards events.

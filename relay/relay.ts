@@ -36,6 +36,7 @@ import { NetSuiteSink } from './sinks/netsuite/index.js';
 import { SalesforceSink } from './sinks/salesforce/index.js';
 import { WebhookSink } from './sinks/webhook/index.js';
 import type { Sink } from './sinks/sink.js';
+import { listen } from '../protocols/listen.js';
 
 export type RelayState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
 
@@ -230,13 +231,7 @@ export class Relay {
     }
     for (const w of this.workers) w.start();
     const { host, port } = this.config.relay.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(this.server, port, host, this.logger, 'relay');
     await this.mqtt?.start();
     this.state = 'RUNNING';
     void this.prune();

@@ -6,6 +6,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listen as listenOn } from '../../protocols/listen.js';
+import type { Logger } from '../../protocols/log.js';
 
 export interface MetricsHandlers {
   scrape: () => Promise<{ contentType: string; body: string }>;
@@ -18,7 +20,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(listen: { host: string; port: number }, handlers: MetricsHandlers): Promise<MetricsServer> {
+export async function startMetricsServer(listen: { host: string; port: number }, handlers: MetricsHandlers, logger: Logger): Promise<MetricsServer> {
   const json = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
@@ -47,13 +49,7 @@ export async function startMetricsServer(listen: { host: string; port: number },
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, listen.port, listen.host, logger, 'metrics');
   const { port } = server.address() as AddressInfo;
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '[::1]' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return {

@@ -41,6 +41,7 @@ import type { ConnectedAgent } from '../ws-ingress.js';
 import type { MqttListenersConfig } from './config.js';
 import type { MqttBatchHandler, Reply } from './mqtt-batches.js';
 import { guardPacketSize, UNAUTHENTICATED_MAX_PACKET_BYTES } from './packet-size-guard.js';
+import { listen } from '../../../protocols/listen.js';
 
 /** CONNACK return codes of MQTT 3.1.1. */
 const IDENTIFIER_REJECTED = 2;
@@ -100,6 +101,9 @@ export class EmbeddedBroker {
       this.deps.observer?.disconnected(session.agent);
       this.deps.logger.info({ agent: session.agent.id, remote: session.info.remote }, 'agent disconnected (MQTT)');
     });
+    // aedes reports persistence failures here; unheard, they would crash the relay.
+    // (aedes emits it, aedes.d.ts does not declare it.)
+    (broker as unknown as NodeJS.EventEmitter).on('error', (err: unknown) => this.deps.logger.error({ err: describeError(err) }, 'MQTT broker error'));
     broker.on('clientError', (client, err) => this.deps.logger.warn({ agent: this.sessions.get(client)?.agent.id, err: describeError(err) }, 'MQTT client error; connection closed'));
     await new Promise<void>((resolve) => broker.subscribe(EVENTS_FILTER, (packet, done) => void this.deliver(packet, done), () => resolve()));
     for (const welcome of this.deps.handler.welcomes()) await this.publish(welcome, true);
@@ -227,6 +231,8 @@ export class EmbeddedBroker {
         perMessageDeflate: false,
         handleProtocols: (offered) => (offered.has('mqtt') ? 'mqtt' : offered.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
+      // ws re-emits its HTTP server's errors here; unheard, a bind failure would crash the relay instead of failing start().
+      this.wss.on('error', (err) => this.deps.logger.warn({ err: describeError(err) }, 'MQTT WebSocket listener error'));
       this.wss.on('connection', (socket, req) => {
         const stream = createWebSocketStream(socket);
         stream.on('error', (err) => this.deps.logger.debug({ err: describeError(err) }, 'MQTT WebSocket stream error'));
@@ -256,13 +262,8 @@ export class EmbeddedBroker {
 
   private serve(kind: keyof BrokerPorts, server: NetServer | HttpServer, host: string, port: number): Promise<void> {
     this.servers.push({ kind, server });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        this.deps.logger.info({ listener: kind, host, port: (server.address() as AddressInfo).port }, 'MQTT listener up');
-        resolve();
-      });
+    return listen(server, port, host, this.deps.logger, `mqtt ${kind}`).then(() => {
+      this.deps.logger.info({ listener: kind, host, port: (server.address() as AddressInfo).port }, 'MQTT listener up');
     });
   }
 }

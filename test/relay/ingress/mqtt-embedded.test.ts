@@ -5,8 +5,10 @@ import { deriveEventId } from '../../../protocols/events/event-id.js';
 import { PRODUCTION_MILESTONE_V1 } from '../../../protocols/events/production-milestone.v1.js';
 import type { AckFrame, ErrorFrame, WelcomeFrame } from '../../../protocols/uplink/frames.js';
 import { acksTopic, eventsTopic } from '../../../protocols/uplink/mqtt-topics.js';
-import { startMqttRelay } from '../../helpers/mqtt-relay.js';
-import { tempDir } from '../../helpers/temp.js';
+import { RelayConfig } from '../../../relay/config.js';
+import { Relay as RelayProcess } from '../../../relay/relay.js';
+import { startMqttRelay, testAgents } from '../../helpers/mqtt-relay.js';
+import { tempDir, testLogger } from '../../helpers/temp.js';
 
 type Relay = Awaited<ReturnType<typeof startMqttRelay>>;
 let relay: Relay;
@@ -188,5 +190,29 @@ describe('embedded MQTT broker (aedes) in the relay', () => {
     await a.next();
     await publish(a, JSON.stringify({ t: 'status', pending: 42, pendingBytes: 4200, oldestPendingAgeMs: 1000 }));
     await vi.waitFor(() => expect(relay.relay.agents.list().find((x) => x.id === 'agent-a')?.backlog).toMatchObject({ pending: 42, pendingBytes: 4200 }));
+  });
+
+  it('fails its start with the bind error when the MQTT-over-WebSocket port is taken, instead of crashing the process', async () => {
+    const t = tempDir();
+    const second = new RelayProcess(
+      RelayConfig.parse({
+        relay: { dataDir: join(t.dir, 'relay'), listen: { host: '127.0.0.1', port: 0 } },
+        // The first relay's MQTT port: taken.
+        mqtt: { listeners: { ws: { host: '127.0.0.1', port: relay.ports.tcp, path: '/mqtt' } } },
+        agents: testAgents().registry,
+        sinks: [{ name: 'crm', kind: 'webhook', url: 'http://127.0.0.1:9/never', secret: 'x'.repeat(32) }],
+        routes: [{ sinks: ['crm'] }],
+      }),
+      { logger: testLogger() },
+    );
+    try {
+      await expect(second.start()).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await second.stop();
+      t.cleanup();
+    }
+    // The first relay still serves.
+    const a = await connectAgent();
+    expect(await a.next()).toMatchObject({ t: 'welcome' });
   });
 });
