@@ -6,6 +6,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeError } from '../protocols/errors.js';
 import { createLogger, type Logger } from '../protocols/log.js';
 import type { AgentConfig, SourceConfig } from './config.js';
 import { AgentMetrics } from './metrics/metrics.js';
@@ -63,7 +64,14 @@ export class Agent {
     this.outbox.on('full', (reason) => this.logger.error({ alarm: 'outbox_full', policy: config.outbox.onFull }, reason));
     this.outbox.on('resumed', () => {
       this.logger.warn({ alarm: 'outbox_full', cleared: true }, 'outbox has room again; sources resume');
-      for (const l of this.resumeListeners) l();
+      for (const l of this.resumeListeners) {
+        // Each source on its own: one failing to resume must not keep the others paused.
+        try {
+          l();
+        } catch (e) {
+          this.logger.error({ err: describeError(e) }, 'a source failed to resume');
+        }
+      }
     });
     this.outbox.on('quarantined', (q) => this.logger.error(q, 'event quarantined in the outbox (failed validation)'));
     this.uplink = createUplink(config.uplink, this.outbox, { agentId: config.agent.id, plant: config.agent.plant }, this.logger.child({ component: 'uplink' }));

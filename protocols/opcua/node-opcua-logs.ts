@@ -14,9 +14,21 @@ import type { Logger } from '../log.js';
 let installed = false;
 let sink: Logger | undefined;
 
-function format(args: unknown[]): string {
+/** One argument as text; never throws (the hooks run inside node-opcua's socket and timer callbacks). */
+function text(a: unknown): string {
+  if (typeof a === 'string') return a;
+  if (a instanceof Error) return a.message;
+  try {
+    return JSON.stringify(a) ?? String(a);
+  } catch {
+    // A circular structure or a BigInt.
+    return typeof a === 'bigint' ? String(a) : Object.prototype.toString.call(a);
+  }
+}
+
+export function format(args: unknown[]): string {
   return args
-    .map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a) ?? String(a)))
+    .map(text)
     .join(' ')
     // strip ANSI colours node-opcua adds with chalk
     .replace(/\u001b\[[0-9;]*m/g, '')

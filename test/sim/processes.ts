@@ -46,8 +46,14 @@ export class PlantlinkProcess {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
+    // Output may still arrive after 'exit' (stdio closes later): the log ends on 'close'.
+    log.on('error', () => undefined);
+    child.once('close', () => log.end());
     child.once('exit', () => {
-      log.end();
+      if (this.child === child) this.child = undefined;
+    });
+    child.once('error', (err) => {
+      this.lines.push(`${this.role}: could not start: ${err.message}`);
       if (this.child === child) this.child = undefined;
     });
   }

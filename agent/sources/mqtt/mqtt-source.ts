@@ -74,6 +74,7 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> implements Source
   private paused: { reason: string } | undefined;
   private connected = false;
   private lastError: string | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private lastActivityMs: number | undefined;
   private unsubscribeResume: (() => void) | undefined;
   /** Sparkplug alias maps by node, loaded from source state on first use. */
@@ -112,6 +113,7 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> implements Source
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearTimeout(this.retryTimer);
     this.unsubscribeResume?.();
     this.unsubscribeResume = undefined;
     const client = this.client;
@@ -154,7 +156,22 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> implements Source
   }
 
   private connectClient(): void {
-    const client = connect(this.config.url, this.clientOptions());
+    if (this.stopped) return;
+    let client: MqttClient;
+    try {
+      // Reads the TLS files and builds the TLS context, synchronously: a file missing or a key
+      // not matching its certificate (mid-rotation) throws here, from a timer or the outbox's
+      // resume event. Reported and retried, never thrown into the caller.
+      client = connect(this.config.url, this.clientOptions());
+    } catch (e) {
+      const message = `cannot connect to the plant broker: ${describeError(e)}`;
+      if (message !== this.lastError) this.log?.error({ err: describeError(e) }, 'cannot connect to the plant broker; will retry');
+      this.lastError = message;
+      this.client = undefined;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.connectClient(), this.config.reconnectMs);
+      return;
+    }
     this.client = client;
     // mqtt.js sends the PUBACK when this calls back, and only then hands over the next message.
     client.handleMessage = (packet, callback) => {

@@ -3,10 +3,12 @@
  * an edge client publishing at QoS 1. Tests wait on the source's own `message` outcomes and on
  * the outbox; the test timeout is the only time limit.
  */
+import { writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeSparkplug, MqttSource, type MqttSourceConfigInput } from '../../../../agent/sources/mqtt/index.js';
+import { selfSignedCert } from '../../../helpers/certs.js';
 import { tempDir } from '../../../helpers/temp.js';
 import { committed, edgeClient, outboxContext, outcomes, startBroker, waitFor } from './harness.js';
 
@@ -154,6 +156,24 @@ describe('MQTT source (JSON)', () => {
     await waitFor(() => t.outbox.stats().pending === 2);
     expect(t.pending().map((e) => e.data.workOrder)).toEqual(['WO-4', 'WO-5']);
     await connected(source);
+  });
+});
+
+describe('MQTT source connection failures', () => {
+  it('starts and keeps retrying while its CA file is missing (reported in its health), then uses the file once it is there', async () => {
+    const t = await setup();
+    const port = new URL(t.broker.url).port;
+    const caFile = join(t.dir, 'plant-ca.pem');
+    const source = new MqttSource({ ...t.config, url: `mqtts://127.0.0.1:${port}`, tls: { caFile } });
+    cleanups.push(() => source.stop());
+    await source.start(t.ctx(source.name));
+    await waitFor(() => /cannot connect to the plant broker: .*ENOENT/.test(source.health().detail ?? ''));
+    expect(source.health().state).toBe('disconnected');
+    // The file appears (a share mounted late): the next attempt reads it and gets as far as the
+    // TLS handshake, which this plain broker cannot answer.
+    writeFileSync(caFile, selfSignedCert(t.dir).cert);
+    await waitFor(() => { const d = source.health().detail ?? ''; return d !== '' && !d.includes('ENOENT'); });
+    expect(source.health().state).toBe('disconnected');
   });
 });
 
