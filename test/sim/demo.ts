@@ -87,7 +87,7 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
   await subscribed;
   plant.resume();
   const stopShipping = plantErp.runAutomatically({ everyMs: 4000 });
-  const stopExporting = mes.runAutomatically({ everyMs: 3000 });
+  const stopExporting = mes.runAutomatically({ everyMs: 3000, onError: (e) => out(`MES export skipped: ${e instanceof Error ? e.message : String(e)}`) });
 
   const landed = new Set<string>();
   const landedFromFiles = new Set<string>();
@@ -173,8 +173,14 @@ export async function runDemo(options: { workOrdersPerLine?: number; dir?: strin
     out(`demo files kept in ${dir}`);
     process.exit(code);
   };
-  process.on('SIGINT', () => void stop(0));
-  process.on('SIGTERM', () => void stop(0));
+  // A part failing to stop still ends the demo, with its reason, rather than as an unhandled rejection.
+  const stopOnSignal = () =>
+    void stop(0).catch((e: unknown) => {
+      out(`stopping failed: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    });
+  process.on('SIGINT', stopOnSignal);
+  process.on('SIGTERM', stopOnSignal);
 
   if (options.workOrdersPerLine) {
     await plant.finished();

@@ -102,9 +102,16 @@ export class MesFileExporter {
     return name;
   }
 
-  /** Exports every `everyMs` until the returned function is called. */
-  runAutomatically(options: { everyMs: number }): () => void {
-    const timer = setInterval(() => this.exportOnce(), options.everyMs);
+  /** Exports every `everyMs` until the returned function is called; a failed export is skipped and reported to `onError`. */
+  runAutomatically(options: { everyMs: number; onError?: (e: unknown) => void }): () => void {
+    const timer = setInterval(() => {
+      try {
+        this.exportOnce();
+      } catch (e) {
+        // The drop folder vanished or filled up: the simulated MES skips this export, as a real one would.
+        options.onError?.(e);
+      }
+    }, options.everyMs);
     return () => clearInterval(timer);
   }
 }
