@@ -808,12 +808,13 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
     const client = gen.client;
     // Closing the session politely needs a working channel; a stalled or lost one would only make us wait.
     const channelUsable = !gen.channelDown && !(gen.endReason ?? '').startsWith('stalled');
-    if (gen.session && client && channelUsable) {
-      await this.bounded(gen.session.close(true), closeTimeoutMs);
+    const session = gen.session;
+    if (session && client && channelUsable) {
+      await this.bounded(() => session.close(true), closeTimeoutMs);
     }
     if (client) {
       client.removeAllListeners();
-      await this.bounded(client.disconnect(), closeTimeoutMs);
+      await this.bounded(() => client.disconnect(), closeTimeoutMs);
     }
     // A disconnect over a black-holed link never completes: drop its sockets ourselves,
     // so nothing of this generation outlives it.
@@ -830,10 +831,11 @@ export class OpcUaSubscriptionClient extends EventEmitter<SubscriptionClientEven
   }
 
   /** Waits for a promise but never longer than `ms`; failures are ignored (this is cleanup). */
-  private async bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  /** Runs `work` for at most `ms`; its failure, thrown or rejected, is ignored (teardown goes on). */
+  private async bounded(work: () => Promise<unknown>, ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      promise.catch(() => undefined),
+      Promise.resolve().then(work).catch(() => undefined),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       }),
