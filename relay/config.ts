@@ -34,7 +34,7 @@ export const RelayConfig = z
           .min(1)
           .default(168)
           .describe(
-            'How long delivered events are kept, which is also the dedupe window: an agent resending an event after this gets it delivered again (harmless: sinks upsert). Dead letters and pending deliveries are kept until handled. A work order\'s applied version (which keeps an older event from overwriting a newer one) is forgotten once it is older than this by event time and nothing of the work order is pending or dead.',
+            'How long delivered events are kept, which is also the dedupe window: an agent resending an event after this gets it delivered again (harmless: sinks upsert). Dead letters and pending deliveries are kept until handled.',
           ),
         listen: z
           .object({

@@ -182,7 +182,8 @@ export type AgentFrame = z.infer<typeof AgentFrame>;
 export function closeReason(reason: string, maxBytes = 120): string {
   let out = reason.slice(0, maxBytes);
   while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
-  return out;
+  // Not half of a surrogate pair (it would go out as U+FFFD).
+  return /[\uD800-\uDBFF]$/.test(out) ? out.slice(0, -1) : out;
 }
 
 /** WebSocket close codes the relay uses, so the agent can tell "fix your config" from "try again". */

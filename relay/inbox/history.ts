@@ -80,7 +80,7 @@ export class InboxHistory {
                 record_ids AS recordIds, last_error AS lastError, error_code AS errorCode
            FROM deliveries WHERE inbox_seq = ? ORDER BY sink`,
       ),
-      eventsAt: db.prepare(`SELECT ${EVENT_COLUMNS} FROM inbox WHERE subject = ? AND plant = ? AND time_ms = ?`),
+      eventsAt: db.prepare(`SELECT ${EVENT_COLUMNS} FROM inbox WHERE subject = ? AND plant = ? AND time_ms = ? ORDER BY seq`),
       resend: db.prepare(
         `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = 0, last_error = NULL, error_code = NULL, updated_ms = ?
           WHERE sink = ? AND inbox_seq = ? AND status = 'delivered'`,

@@ -24,19 +24,6 @@ import { openDatabase } from '../../protocols/sqlite.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 import { salesOrderOf, type PruneResult } from '../store/store.js';
 
-/**
- * A subject's applied version older than the retention window (by event time) is forgotten
- * unless the subject still has a pending or dead delivery in that lane. It guards against an
- * older event overwriting a newer one; an event older than the window is outside the dedupe
- * window too, so keeping the guard longer would protect against nothing the inbox still
- * remembers, and without this the table grows by one row per work order forever.
- */
-const PRUNE_VERSIONS_SQL = `
-  DELETE FROM subject_versions WHERE rowid IN (
-    SELECT v.rowid FROM subject_versions v WHERE v.time_ms < ?
-       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.status IN ('pending', 'dead') AND d.subject = v.subject)
-     LIMIT ?)`;
-
 /** Step n takes the schema from version n to n + 1 (0: an empty file). */
 const SCHEMA_STEPS: readonly string[] = [
   `
@@ -396,9 +383,7 @@ export class Inbox {
     const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
     // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
     while (this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? LIMIT ?)').run(cutoffMs, slice).changes === slice);
-    let versions = 0;
-    for (let n = slice; n === slice; versions += n) n = this.db.prepare(PRUNE_VERSIONS_SQL).run(cutoffMs, slice).changes;
-    return { events, rejections, versions };
+    return { events, rejections };
   }
 
   /**

@@ -114,8 +114,7 @@ export class WebSocketIngress {
     // refuse (a scanner, a health check, an agent stopping) would otherwise crash the relay.
     socket.on('error', () => socket.destroy());
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    // The raw path, as sent: `new URL` throws on some (`//[`), and anyone can send one before logging in.
-    const pathname = (req.url ?? '/').split('?')[0]!;
+    const pathname = pathOf(req.url);
     if (pathname !== path) return refuse(socket, 404, `no WebSocket endpoint at ${pathname.slice(0, 200)}; agents connect to ${path}`);
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (negotiateVersion(offered) === undefined) {
@@ -222,4 +221,17 @@ function refuse(socket: Duplex, status: number, message: string): void {
     `HTTP/1.1 ${status} ${reasons[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+/**
+ * The request's path, normalised as URL parsing does (absolute-form targets some proxies send,
+ * dot segments); the raw path when it cannot be parsed (`//[`), since anyone can send one
+ * before logging in and a throw here would take the relay down.
+ */
+function pathOf(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://relay').pathname;
+  } catch {
+    return (target ?? '/').split('?')[0]!;
+  }
 }

@@ -184,8 +184,6 @@ export function salesOrderOf(event: { data?: unknown }): string | null {
 export interface PruneResult {
   events: number;
   rejections: number;
-  /** Applied subject versions (the older-never-overwrites-newer guard) past the window. */
-  versions: number;
 }
 
 export interface RelayStore {
@@ -223,7 +221,7 @@ export interface RelayStore {
   findEvents(query: EventQuery): Promise<TracedEvent[]>;
   /**
    * The events of each (plant, subject) at exactly `timeMs` (event time), with their deliveries,
-   * in any order: the events behind applied versions, for many subjects in one round trip.
+   * oldest seq first per subject: the events behind applied versions, for many subjects at once.
    */
   eventsAt(versions: readonly SubjectAt[]): Promise<TracedEvent[]>;
   /** Delivered deliveries back to pending, so the lane writes them again (a reconciliation repair). */
@@ -236,7 +234,8 @@ export interface RelayStore {
   ledger(query: LedgerQuery): Promise<LedgerRow[]>;
   /**
    * Forgets fully delivered events received before `cutoffMs`, older ingress rejections and
-   * ledger entries, and applied versions older than it of subjects with nothing pending or dead.
+   * ledger entries. Applied versions are kept: they guard a work order's latest state against
+   * an older event however late it comes.
    */
   prune(cutoffMs: number): Promise<PruneResult>;
   close(): Promise<void>;

@@ -159,18 +159,11 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> implements Source
     if (this.stopped) return;
     let client: MqttClient;
     try {
-      // Reads the TLS files and builds the TLS context, synchronously: a file missing or a key
-      // not matching its certificate (mid-rotation) throws here, from a timer or the outbox's
-      // resume event. Reported and retried, never thrown into the caller.
+      // Reads the CA file, synchronously: a file missing or unreadable (a share mounted late)
+      // throws here, from a timer or the outbox's resume event. Reported and retried.
       client = connect(this.config.url, this.clientOptions());
     } catch (e) {
-      const message = `cannot connect to the plant broker: ${describeError(e)}`;
-      if (message !== this.lastError) this.log?.error({ err: describeError(e) }, 'cannot connect to the plant broker; will retry');
-      this.lastError = message;
-      this.client = undefined;
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.connectClient(), this.config.reconnectMs);
-      return;
+      return this.retryConnect(e);
     }
     this.client = client;
     // mqtt.js sends the PUBACK when this calls back, and only then hands over the next message.
@@ -219,7 +212,23 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> implements Source
     client.on('packetreceive', () => {
       if (client === this.client) this.lastActivityMs = Date.now();
     });
-    client.connect();
+    try {
+      // Builds the TLS context, synchronously (manualConnect): whatever it throws is retried too.
+      client.connect();
+    } catch (e) {
+      client.end(true);
+      this.retryConnect(e);
+    }
+  }
+
+  /** Connecting failed before any connection existed: report it in the health, try again in `reconnectMs`. */
+  private retryConnect(e: unknown): void {
+    const message = `cannot connect to the plant broker: ${describeError(e)}`;
+    if (message !== this.lastError) this.log?.error({ err: describeError(e) }, 'cannot connect to the plant broker; will retry');
+    this.lastError = message;
+    this.client = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connectClient(), this.config.reconnectMs);
   }
 
   // ---- one message -------------------------------------------------------------------------

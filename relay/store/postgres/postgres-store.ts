@@ -468,7 +468,8 @@ export class PostgresStore implements RelayStore {
       const { rows } = await this.pool.query<EventRow>(
         `SELECT ${eventColumns('i')}
            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(subject, plant, time_ms)
-           JOIN inbox i ON i.subject = k.subject AND i.plant = k.plant AND i.time_ms = k.time_ms`,
+           JOIN inbox i ON i.subject = k.subject AND i.plant = k.plant AND i.time_ms = k.time_ms
+          ORDER BY i.seq`,
         [slice.map((v) => v.subject), slice.map((v) => v.plant), slice.map((v) => v.timeMs)],
       );
       out.push(...(await this.traced(rows)));
@@ -566,19 +567,7 @@ export class PostgresStore implements RelayStore {
     const { rowCount } = await this.pool.query('DELETE FROM ingress_rejections WHERE received_ms < $1', [cutoffMs]);
     // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
     while (((await this.pool.query('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < $1 LIMIT $2)', [cutoffMs, PRUNE_SLICE])).rowCount ?? 0) === PRUNE_SLICE);
-    // As relay/inbox/inbox.ts says why. A replica applying a version meanwhile re-inserts its row.
-    let versions = 0;
-    for (let n = PRUNE_SLICE; n === PRUNE_SLICE; versions += n) {
-      const { rowCount: deleted } = await this.pool.query(
-        `DELETE FROM subject_versions WHERE ctid IN (
-           SELECT v.ctid FROM subject_versions v WHERE v.time_ms < $1
-              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.status IN ('pending', 'dead') AND d.subject = v.subject)
-            LIMIT $2)`,
-        [cutoffMs, PRUNE_SLICE],
-      );
-      n = deleted ?? 0;
-    }
-    return { events, rejections: rowCount ?? 0, versions };
+    return { events, rejections: rowCount ?? 0 };
   }
 
   async close(): Promise<void> {

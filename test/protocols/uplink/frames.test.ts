@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentFrame, BatchFrame, RelayFrame, STATUS_FEATURE, StatusFrame, WelcomeFrame } from '../../../protocols/uplink/frames.js';
+import { AgentFrame, BatchFrame, closeReason, RelayFrame, STATUS_FEATURE, StatusFrame, WelcomeFrame } from '../../../protocols/uplink/frames.js';
 
 const welcome = { t: 'welcome', protocol: 1, agent: 'a', plant: 'p', maxFrameBytes: 1024, maxBatchEvents: 10, maxInFlight: 2 };
 
@@ -22,5 +22,17 @@ describe('uplink frames', () => {
     expect(StatusFrame.safeParse({ t: 'status', pending: 1, oldestPendingAgeMs: -5 }).success).toBe(false);
     expect(AgentFrame.safeParse({ t: 'hello', pending: 1 }).success).toBe(false);
     expect(BatchFrame.safeParse({ t: 'batch', batch: 0, events: [] }).success).toBe(false);
+  });
+
+  it('cuts a close reason to 120 bytes (ws throws past 123) on a character boundary', () => {
+    for (const text of ['plain ascii '.repeat(20), 'é'.repeat(100), '中'.repeat(100), '😀'.repeat(100), `a${'é'.repeat(100)}`, `${'a'.repeat(117)}😀😀`]) {
+      const reason = closeReason(text);
+      expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(120);
+      expect(Buffer.byteLength(reason)).toBeGreaterThan(115);
+      expect(text.startsWith(reason)).toBe(true);
+      expect(reason).not.toMatch(/[\uD800-\uDBFF]$/); // never half a surrogate pair
+    }
+    expect(closeReason('short')).toBe('short');
+    expect(closeReason(`${'a'.repeat(118)}😀`)).toBe('a'.repeat(118));
   });
 });

@@ -152,31 +152,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await put([milestoneEvent('WO-1', 'released', 1)])).toEqual({ stored: 1, duplicates: 0 });
     });
 
-    it('forgets applied versions older than the window (by event time), except of subjects with a pending or dead delivery', async () => {
-      // WO-1: delivered twice; WO-2: delivered, then a dead letter; WO-3: delivered, then one pending; WO-4: delivered, newer than the cutoff.
-      await put([milestoneEvent('WO-1', 'released', 1), milestoneEvent('WO-2', 'released', 2), milestoneEvent('WO-3', 'released', 3), milestoneEvent('WO-4', 'released', 40)], ['crm']);
-      await store.record('crm', (await store.claim('crm', 10)).map((d) => delivered(d)));
-      await put([milestoneEvent('WO-1', 'started', 4), milestoneEvent('WO-2', 'started', 5), milestoneEvent('WO-3', 'started', 6)], ['crm']);
-      const second = await store.claim('crm', 10);
-      const bySubject = (wo: string) => second.find((d) => d.subject === `P1/work-order/${wo}`)!;
-      await store.record('crm', [delivered(bySubject('WO-1')), { kind: 'dead', d: bySubject('WO-2'), error: 'bad', code: 'X' }]);
-      const keys = ['WO-1', 'WO-2', 'WO-3', 'WO-4'].map((wo) => `P1/work-order/${wo}`);
-      expect((await store.appliedVersions('crm', keys)).map((v) => v.orderKey)).toEqual(keys);
-
-      const cutoff = Date.parse(milestoneEvent('WO-1', 'released', 10).time); // between steps 6 and 40
-      expect((await store.prune(cutoff)).versions).toBe(1);
-      expect((await store.appliedVersions('crm', keys)).map((v) => v.orderKey)).toEqual(keys.filter((k) => !k.endsWith('WO-1')));
-      // The dead letter replayed and the pending one delivered: nothing holds them any more.
-      await store.record('crm', [delivered(bySubject('WO-3'))]);
-      expect(await store.replayDead({ subject: 'work-order/WO-2' })).toBe(1);
-      await store.record('crm', (await store.claim('crm', 10)).map((d) => delivered(d)));
-      expect((await store.prune(cutoff)).versions).toBe(2);
-      expect((await store.appliedVersions('crm', keys)).map((v) => v.orderKey)).toEqual(['P1/work-order/WO-4']);
-      // A subject whose version was forgotten takes its next event as the newest.
-      await put([milestoneEvent('WO-1', 'completed', 7)], ['crm']);
-      expect((await store.claim('crm', 10)).map((d) => [d.subject, d.stale])).toEqual([['P1/work-order/WO-1', false]]);
-    });
-
     it('finds events for the trace by work order, shipment, sales order, correlation id, event id and time, with every lane', async () => {
       const wo1 = milestoneEvent('WO-1', 'released', 1, { salesOrder: 'SO-9' });
       const wo1b = milestoneEvent('WO-1', 'started', 2, { salesOrder: 'SO-9' });
