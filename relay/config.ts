@@ -34,7 +34,7 @@ export const RelayConfig = z
           .min(1)
           .default(168)
           .describe(
-            'How long delivered events are kept, which is also the dedupe window: an agent resending an event after this gets it delivered again (harmless: sinks upsert). Dead letters and pending deliveries are kept until handled.',
+            'How long delivered events are kept, which is also the dedupe window: an agent resending an event after this gets it delivered again (harmless: sinks upsert). Dead letters and pending deliveries are kept until handled. A work order\'s applied version (which keeps an older event from overwriting a newer one) is forgotten with its events: once no delivery of it was recorded for this long and nothing of it is pending or dead.',
           ),
         listen: z
           .object({

@@ -258,7 +258,7 @@ export class Relay {
     try {
       const cutoff = Date.now() - this.config.relay.retentionHours * 3_600_000;
       const pruned = await this.store.prune(cutoff);
-      if (pruned.events + pruned.rejections > 0) this.logger.info(pruned, 'pruned delivered events past the retention window');
+      if (pruned.events + pruned.rejections + pruned.versions > 0) this.logger.info(pruned, 'pruned delivered events past the retention window');
     } catch (e) {
       this.logger.error({ err: String(e) }, 'pruning the inbox failed; will try again');
     }

@@ -16,6 +16,7 @@
  *   WO-1 never wait on or outdate each other.
  * - `subject_versions` holds, per (sink, ordering key), the newest event version applied; an
  *   event older than it is delivered as `stale` (per-event records only, no "latest" write).
+ *   It is forgotten only with the subject's events (see VERSIONS_TO_FORGET).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -67,7 +68,29 @@ const SCHEMA_STEPS: readonly string[] = [
   CREATE UNIQUE INDEX ledger_entry ON ledger (source, id);
   CREATE INDEX ledger_time ON ledger (time_ms);
   `,
+  // 3: when a delivery of each subject was last recorded, so versions can be pruned (see prune).
+  `
+  ALTER TABLE subject_versions ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
+  UPDATE subject_versions SET seen_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+  `,
 ];
+
+/** The incoming event is newer than the subject's applied version. */
+const NEWER = `(excluded.time_ms > subject_versions.time_ms
+  OR (excluded.time_ms = subject_versions.time_ms AND excluded.plantseq > subject_versions.plantseq))`;
+
+/**
+ * A subject's applied version is forgotten once no delivery of it was recorded for the whole
+ * retention window (`seen_ms`, the relay's clock, as the window's receipt times are) and
+ * nothing of it is pending or dead in that lane: by then every event of it the relay got has
+ * been pruned from the inbox, so the version guards only against what the dedupe window has
+ * forgotten too. Walks the table in key order, one slice at a time.
+ */
+const VERSIONS_TO_FORGET = `
+  SELECT v.sink, v.subject FROM subject_versions v
+   WHERE (v.sink, v.subject) > (?, ?) AND v.seen_ms < ?
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.status IN ('pending', 'dead') AND d.subject = v.subject)
+   ORDER BY v.sink, v.subject LIMIT ?`;
 const SCHEMA_VERSION = SCHEMA_STEPS.length;
 
 export interface IncomingEvent {
@@ -186,11 +209,13 @@ export class Inbox {
       version: this.db.prepare<[string, string], { time_ms: number; plantseq: number }>(
         'SELECT time_ms, plantseq FROM subject_versions WHERE sink = ? AND subject = ?',
       ),
+      // Every delivered outcome touches `seen_ms` (a stale one too); only a newer event moves the version.
       setVersion: this.db.prepare(
-        `INSERT INTO subject_versions (sink, subject, time_ms, plantseq) VALUES (?, ?, ?, ?)
-         ON CONFLICT(sink, subject) DO UPDATE SET time_ms = excluded.time_ms, plantseq = excluded.plantseq
-          WHERE excluded.time_ms > subject_versions.time_ms
-             OR (excluded.time_ms = subject_versions.time_ms AND excluded.plantseq > subject_versions.plantseq)`,
+        `INSERT INTO subject_versions (sink, subject, time_ms, plantseq, seen_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(sink, subject) DO UPDATE SET
+           time_ms = iif(${NEWER}, excluded.time_ms, subject_versions.time_ms),
+           plantseq = iif(${NEWER}, excluded.plantseq, subject_versions.plantseq),
+           seen_ms = max(subject_versions.seen_ms, excluded.seen_ms)`,
       ),
       replay: this.db.prepare(
         `UPDATE deliveries SET status = 'pending', next_attempt_ms = 0, updated_ms = ? WHERE sink = ? AND inbox_seq = ? AND status = 'dead'`,
@@ -268,7 +293,7 @@ export class Inbox {
       for (const o of outcomes) {
         if (o.kind === 'delivered') {
           this.stmts.delivered.run(JSON.stringify(o.recordIds), now, sink, o.d.inboxSeq);
-          if (!o.stale) this.stmts.setVersion.run(sink, o.subject, o.d.timeMs, o.d.plantseq);
+          this.stmts.setVersion.run(sink, o.subject, o.d.timeMs, o.d.plantseq, now);
         } else if (o.kind === 'dead') {
           this.stmts.dead.run(o.error, o.code, now, sink, o.d.inboxSeq);
         } else {
@@ -383,7 +408,23 @@ export class Inbox {
     const rejections = this.db.prepare('DELETE FROM ingress_rejections WHERE received_ms < ?').run(cutoffMs).changes;
     // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
     while (this.db.prepare('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < ? LIMIT ?)').run(cutoffMs, slice).changes === slice);
-    return { events, rejections };
+    return { events, rejections, versions: this.pruneVersions(cutoffMs, slice) };
+  }
+
+  private pruneVersions(cutoffMs: number, slice: number): number {
+    const select = this.db.prepare<[string, string, number, number], { sink: string; subject: string }>(VERSIONS_TO_FORGET);
+    const remove = this.db.prepare('DELETE FROM subject_versions WHERE sink = ? AND subject = ?');
+    let after = { sink: '', subject: '' };
+    let versions = 0;
+    for (;;) {
+      const page = this.db.transaction(() => {
+        const rows = select.all(after.sink, after.subject, cutoffMs, slice);
+        for (const r of rows) versions += remove.run(r.sink, r.subject).changes;
+        return rows;
+      })();
+      if (page.length < slice) return versions;
+      after = page.at(-1)!;
+    }
   }
 
   /**

@@ -184,6 +184,8 @@ export function salesOrderOf(event: { data?: unknown }): string | null {
 export interface PruneResult {
   events: number;
   rejections: number;
+  /** Applied subject versions (the older-never-overwrites-newer guard) of subjects quiet for the whole window. */
+  versions: number;
 }
 
 export interface RelayStore {
@@ -234,8 +236,8 @@ export interface RelayStore {
   ledger(query: LedgerQuery): Promise<LedgerRow[]>;
   /**
    * Forgets fully delivered events received before `cutoffMs`, older ingress rejections and
-   * ledger entries. Applied versions are kept: they guard a work order's latest state against
-   * an older event however late it comes.
+   * ledger entries, and the applied versions of subjects no delivery of which was recorded
+   * since `cutoffMs` and with nothing pending or dead (their events are all forgotten too).
    */
   prune(cutoffMs: number): Promise<PruneResult>;
   close(): Promise<void>;

@@ -308,12 +308,16 @@ export class PostgresStore implements RelayStore {
                     updated_ms = $5, lease_owner = NULL, lease_until = NULL WHERE ${mine}`,
             [lane, o.d.inboxSeq, this.owner, JSON.stringify(o.recordIds), now],
           )).rowCount ?? 0;
-          if (n > 0 && !o.stale) {
+          if (n > 0) {
+            // Every delivered outcome touches seen_ms (a stale one too); only a newer event moves the version.
+            const newer = '(excluded.time_ms > v.time_ms OR (excluded.time_ms = v.time_ms AND excluded.plantseq > v.plantseq))';
             await c.query(
-              `INSERT INTO subject_versions AS v (sink, subject, time_ms, plantseq) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (sink, subject) DO UPDATE SET time_ms = excluded.time_ms, plantseq = excluded.plantseq
-                WHERE excluded.time_ms > v.time_ms OR (excluded.time_ms = v.time_ms AND excluded.plantseq > v.plantseq)`,
-              [lane, o.subject, o.d.timeMs, o.d.plantseq],
+              `INSERT INTO subject_versions AS v (sink, subject, time_ms, plantseq, seen_ms) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (sink, subject) DO UPDATE SET
+                 time_ms = CASE WHEN ${newer} THEN excluded.time_ms ELSE v.time_ms END,
+                 plantseq = CASE WHEN ${newer} THEN excluded.plantseq ELSE v.plantseq END,
+                 seen_ms = GREATEST(v.seen_ms, excluded.seen_ms)`,
+              [lane, o.subject, o.d.timeMs, o.d.plantseq, now],
             );
           }
         } else if (o.kind === 'dead') {
@@ -567,7 +571,38 @@ export class PostgresStore implements RelayStore {
     const { rowCount } = await this.pool.query('DELETE FROM ingress_rejections WHERE received_ms < $1', [cutoffMs]);
     // By event time, through its index, in slices: a day older than the inbox keeps cannot be reconciled anyway.
     while (((await this.pool.query('DELETE FROM ledger WHERE seq IN (SELECT seq FROM ledger WHERE time_ms < $1 LIMIT $2)', [cutoffMs, PRUNE_SLICE])).rowCount ?? 0) === PRUNE_SLICE);
-    return { events, rejections: rowCount ?? 0 };
+    return { events, rejections: rowCount ?? 0, versions: await this.pruneVersions(cutoffMs) };
+  }
+
+  /**
+   * As the SQLite inbox does (VERSIONS_TO_FORGET in relay/inbox/inbox.ts says why), in key
+   * order, one slice at a time. The DELETE checks again: a replica recording a delivery of the
+   * subject meanwhile (seen_ms moves) keeps its row. A delivery stored by another replica while
+   * the statement runs is not seen by it; its event then counts as the subject's newest, which
+   * is right unless it is older than a version quiet for the whole window.
+   */
+  private async pruneVersions(cutoffMs: number): Promise<number> {
+    const quiet = `v.seen_ms < $1
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.subject = v.subject AND d.status = 'pending')
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = v.sink AND d.subject = v.subject AND d.status = 'dead')`;
+    let after: [string, string] = ['', ''];
+    let versions = 0;
+    for (;;) {
+      const { rows } = await this.pool.query<{ sink: string; subject: string }>(
+        `SELECT v.sink, v.subject FROM subject_versions v WHERE (v.sink, v.subject) > ($2, $3) AND ${quiet} ORDER BY v.sink, v.subject LIMIT $4`,
+        [cutoffMs, after[0], after[1], PRUNE_SLICE],
+      );
+      if (rows.length > 0) {
+        const { rowCount } = await this.pool.query(
+          `DELETE FROM subject_versions v USING unnest($2::text[], $3::text[]) AS k(sink, subject)
+            WHERE v.sink = k.sink AND v.subject = k.subject AND ${quiet}`,
+          [cutoffMs, rows.map((r) => r.sink), rows.map((r) => r.subject)],
+        );
+        versions += rowCount ?? 0;
+      }
+      if (rows.length < PRUNE_SLICE) return versions;
+      after = [rows.at(-1)!.sink, rows.at(-1)!.subject];
+    }
   }
 
   async close(): Promise<void> {

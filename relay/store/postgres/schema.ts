@@ -53,6 +53,12 @@ export const STEPS: readonly string[] = [
     CONSTRAINT ledger_entry UNIQUE (source, id));
   CREATE INDEX ledger_time ON ledger (time_ms);
   `,
+  // 3: when a delivery of each subject was last recorded, so versions can be pruned. A stable
+  // default: existing rows take the migration's time without a table rewrite, and rows an
+  // older replica inserts during a rolling upgrade take their insert time.
+  `
+  ALTER TABLE subject_versions ADD COLUMN seen_ms bigint NOT NULL DEFAULT (extract(epoch from now()) * 1000)::bigint;
+  `,
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

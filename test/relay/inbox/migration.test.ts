@@ -42,15 +42,24 @@ describe('inbox schema migration', () => {
     old.prepare(`INSERT INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(e.source, e.id, e.type, e.subject, e.plant, 'agent-1', Date.parse(e.time), e.plantseq, e.correlationid, JSON.stringify(e), 5);
     old.prepare(`INSERT INTO deliveries VALUES (1, 'crm', 'P1/work-order/WO-1', 'delivered', 1, 0, NULL, NULL, '["a0X"]', 6)`).run();
+    old.prepare(`INSERT INTO subject_versions VALUES ('crm', 'P1/work-order/WO-1', ?, ?)`).run(Date.parse(e.time), e.plantseq);
     old.close();
 
+    const before = Date.now();
     const store = new SqliteStore(new Inbox(path));
+    // A version from before counts as seen at the migration: kept for a whole window from then.
+    const seen = store.inbox.db.prepare('SELECT seen_ms FROM subject_versions').pluck().get() as number;
+    expect(seen).toBeGreaterThanOrEqual(before - 1000);
+    expect(seen).toBeLessThanOrEqual(Date.now() + 1000);
     // Events stored before the migration are found by their sales order too.
     expect((await store.findEvents({ key: 'SO-100', limit: 5 })).map((x) => x.id)).toEqual([e.id]);
     const [found] = await store.findEvents({ key: 'WO-1', limit: 5 });
     expect(found).toMatchObject({ id: e.id, salesOrder: 'SO-100', deliveries: [{ lane: 'crm', status: 'delivered', recordIds: ['a0X'] }] });
     expect(await store.addLedger('agent-1', 'P1', [{ id: e.id, source: e.source, type: e.type, subject: e.subject, timeMs: 1, status: 'stored' }])).toBe(1);
-    expect(store.inbox.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe('2');
+    expect(store.inbox.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe('3');
+    // Pruning a window that began before the migration forgets the old event, not the version.
+    expect(await store.prune(before - 60_000)).toEqual({ events: 1, rejections: 0, versions: 0 });
+    expect(await store.appliedVersions('crm', ['P1/work-order/WO-1'])).toEqual([{ orderKey: 'P1/work-order/WO-1', timeMs: Date.parse(e.time), plantseq: e.plantseq }]);
     await store.close();
     // Opening again runs nothing twice.
     const again = new Inbox(path);

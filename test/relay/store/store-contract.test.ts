@@ -65,10 +65,19 @@ describe('PostgreSQL schema migration', () => {
         `INSERT INTO inbox (source, id, type, subject, plant, agent, time_ms, plantseq, correlation_id, body, received_ms) VALUES ($1, $2, $3, $4, $5, 'agent-1', $6, $7, $8, $9, 5)`,
         [e.source, e.id, e.type, e.subject, e.plant, Date.parse(e.time), e.plantseq, e.correlationid, JSON.stringify(e)],
       );
+      await pool.query(`INSERT INTO subject_versions VALUES ('crm', 'P1/work-order/WO-1', $1, $2)`, [Date.parse(e.time), e.plantseq]);
+      const before = Date.now();
       const store = await PostgresStore.open({ url, poolSize: 2 });
       try {
+        // A version from before, and one an older replica inserts during a rolling upgrade (no seen_ms), count as seen now.
+        await pool.query(`INSERT INTO subject_versions (sink, subject, time_ms, plantseq) VALUES ('crm', 'P1/work-order/WO-2', 1, 1)`);
+        const seen = (await pool.query<{ seen: string }>('SELECT seen_ms AS seen FROM subject_versions ORDER BY subject')).rows.map((r) => Number(r.seen));
+        expect(seen).toHaveLength(2);
+        for (const ms of seen) expect(Math.abs(ms - before)).toBeLessThan(60_000);
         expect((await store.findEvents({ key: 'WO-1', limit: 5 })).map((x) => [x.id, x.salesOrder])).toEqual([[e.id, null]]);
         expect(await store.addLedger('agent-1', 'P1', [{ id: e.id, source: e.source, type: e.type, subject: e.subject, timeMs: 1, status: 'stored' }])).toBe(1);
+        expect((await store.prune(before - 120_000)).versions).toBe(0);
+        expect((await store.prune(Date.now() + 120_000)).versions).toBe(2);
       } finally {
         await store.close();
       }

@@ -152,6 +152,53 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await put([milestoneEvent('WO-1', 'released', 1)])).toEqual({ stored: 1, duplicates: 0 });
     });
 
+    it('forgets a subject\'s applied version only once no delivery of it was recorded for the window and nothing of it is pending or dead', async () => {
+      const keys = ['WO-1', 'WO-2', 'WO-3', 'WO-4', 'WO-5'].map((wo) => `P1/work-order/${wo}`);
+      const remembered = async () => (await store.appliedVersions('crm', keys)).map((v) => v.orderKey.replace('P1/work-order/', ''));
+      const deliverAll = async () => store.record('crm', (await store.claim('crm', 10)).map((d) => delivered(d)));
+      // At 1,000,000: WO-1 delivered twice; WO-2 delivered, then dead-lettered; WO-3 delivered, then one pending (retrying much later).
+      await put([milestoneEvent('WO-1', 'released', 10), milestoneEvent('WO-2', 'released', 10), milestoneEvent('WO-3', 'released', 10)], ['crm']);
+      await deliverAll();
+      await put([milestoneEvent('WO-1', 'started', 20), milestoneEvent('WO-2', 'started', 20), milestoneEvent('WO-3', 'started', 20)], ['crm']);
+      const second = await store.claim('crm', 10);
+      const of = (wo: string) => second.find((d) => d.subject === `P1/work-order/${wo}`)!;
+      await store.record('crm', [
+        delivered(of('WO-1')),
+        { kind: 'dead', d: of('WO-2'), error: 'bad', code: 'X' },
+        { kind: 'retry', d: of('WO-3'), error: 'HTTP 503', code: 'transient', nextAttemptMs: 9e12 },
+      ]);
+      // Later, at 1,100,000: WO-4's old event (an agent back from a long outage) is delivered; WO-5 gets a newer one,
+      // then a stale (older) one is delivered: recording it counts as activity too.
+      now = 1_100_000;
+      await put([milestoneEvent('WO-4', 'released', 1), milestoneEvent('WO-5', 'started', 20)], ['crm']);
+      await deliverAll();
+      now = 1_000_000;
+      await put([milestoneEvent('WO-5', 'released', 5)], ['crm']);
+      now = 1_100_000;
+      const [stale] = await store.claim('crm', 10);
+      expect(stale).toMatchObject({ subject: 'P1/work-order/WO-5', stale: true });
+      await store.record('crm', [delivered(stale!)]);
+      expect(await remembered()).toEqual(['WO-1', 'WO-2', 'WO-3', 'WO-4', 'WO-5']);
+
+      // The window starts at 1,050,000: only WO-1 is quiet since and has nothing pending or dead.
+      expect((await store.prune(1_050_000)).versions).toBe(1);
+      expect(await remembered()).toEqual(['WO-2', 'WO-3', 'WO-4', 'WO-5']);
+      // WO-5's stale event did not move its version.
+      expect((await store.appliedVersions('crm', ['P1/work-order/WO-5']))[0]!.timeMs).toBe(Date.parse(milestoneEvent('WO-5', 'started', 20).time));
+      // A second prune finds nothing more; the dead letter replayed and delivered at 1,100,000 keeps its version.
+      expect((await store.prune(1_050_000)).versions).toBe(0);
+      expect(await store.replayDead({ subject: 'work-order/WO-2' })).toBe(1);
+      await deliverAll();
+      expect((await store.prune(1_050_000)).versions).toBe(0);
+      expect(await remembered()).toEqual(['WO-2', 'WO-3', 'WO-4', 'WO-5']);
+      // Quiet for a whole window later, all go but WO-3, still pending.
+      expect((await store.prune(1_200_000)).versions).toBe(3);
+      expect(await remembered()).toEqual(['WO-3']);
+      // A subject whose version is forgotten (its events are too) takes an older event as the newest.
+      await put([milestoneEvent('WO-1', 'released', 3)], ['crm']);
+      expect((await store.claim('crm', 10)).map((d) => [d.subject, d.stale])).toEqual([['P1/work-order/WO-1', false]]);
+    });
+
     it('finds events for the trace by work order, shipment, sales order, correlation id, event id and time, with every lane', async () => {
       const wo1 = milestoneEvent('WO-1', 'released', 1, { salesOrder: 'SO-9' });
       const wo1b = milestoneEvent('WO-1', 'started', 2, { salesOrder: 'SO-9' });
