@@ -78,6 +78,7 @@ export class Relay {
   private readonly workers: SinkWorker[];
   private readonly tls: boolean;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private pruning = false;
   /** Connection state and reported backlog of every agent. */
   readonly agents: AgentTracker;
   /** Prometheus figures, served at /metrics. */
@@ -255,12 +256,17 @@ export class Relay {
   }
 
   private async prune(): Promise<void> {
+    // One at a time: a prune still walking a big store when the next is due must not be joined by another.
+    if (this.pruning) return;
+    this.pruning = true;
     try {
       const cutoff = Date.now() - this.config.relay.retentionHours * 3_600_000;
       const pruned = await this.store.prune(cutoff);
       if (pruned.events + pruned.rejections + pruned.versions > 0) this.logger.info(pruned, 'pruned delivered events past the retention window');
     } catch (e) {
       this.logger.error({ err: String(e) }, 'pruning the inbox failed; will try again');
+    } finally {
+      this.pruning = false;
     }
   }
 

@@ -76,6 +76,8 @@ export const CONCURRENT_INDEXES: readonly { name: string; sql: string }[] = [
   { name: 'inbox_sales_order', sql: 'ON inbox (sales_order) WHERE sales_order IS NOT NULL' },
   { name: 'inbox_time', sql: 'ON inbox (time_ms)' },
   { name: 'deliveries_seq', sql: 'ON deliveries (inbox_seq)' },
+  // The version prune's "nothing dead" check per subject; dead letters are kept until handled, so they pile up.
+  { name: 'deliveries_dead_subject', sql: "ON deliveries (sink, subject) WHERE status = 'dead'" },
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

@@ -66,11 +66,19 @@ describe('inbox', () => {
       { kind: 'dead', d: d2!, error: 'bad', code: 'X' },
     ]);
     for (const d of inbox.due('erp', 10)) inbox.record('erp', [{ kind: 'delivered', d, subject: d.subject, recordIds: ['b'], stale: false }]);
+    // WO-2 moves on at crm past its dead letter, and waits at erp.
+    store(milestoneEvent('WO-2', 'started', 2));
+    const [next] = inbox.due('crm', 10).filter((d) => d.subject.endsWith('WO-2'));
+    inbox.record('crm', [{ kind: 'delivered', d: next!, subject: next!.subject, recordIds: ['c'], stale: false }]);
     now += 10_000;
     const pruned = inbox.prune(now - 1000, 1);
     // WO-1: delivered everywhere -> gone. WO-2: dead at crm -> kept. WO-3: pending at crm -> kept.
     expect(pruned.events).toBe(1);
-    expect(inbox.counts()).toMatchObject({ events: 2, dead: 1, pending: 1 });
+    // Versions, one per page: quiet everywhere they are, except WO-2 (dead at crm, pending at erp).
+    expect(pruned.versions).toBe(3);
+    const versions = inbox.db.prepare('SELECT sink, subject FROM subject_versions ORDER BY sink, subject').all();
+    expect(versions).toEqual([{ sink: 'crm', subject: 'P1/work-order/WO-2' }, { sink: 'erp', subject: 'P1/work-order/WO-2' }]);
+    expect(inbox.counts()).toMatchObject({ events: 3, dead: 1, pending: 2 });
     expect(inbox.listDeliveries({ status: 'dead' })[0]).toMatchObject({ subject: 'work-order/WO-2' });
   });
 });
