@@ -181,11 +181,14 @@ interface Expectation {
 export class Reconciler {
   private readonly now: () => number;
   private readonly sinks: Map<string, Sink>;
+  /** The lanes whose target can be read back (and so verified and repaired), by name. */
+  private readonly readers: Map<string, Sink & RecordReader>;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
     this.sinks = new Map(deps.sinks.map((s) => [s.name, s]));
+    this.readers = new Map(deps.sinks.filter(isRecordReader).map((s) => [s.name, s]));
   }
 
   /**
@@ -239,8 +242,7 @@ export class Reconciler {
       const k = `${plant}\u0000${lane}`;
       let l = lanes.get(k);
       if (!l) {
-        const sink = this.sinks.get(lane);
-        lanes.set(k, (l = { plant, lane, events: 0, delivered: 0, pending: 0, dead: 0, verified: verify && sink !== undefined && isRecordReader(sink), recordsChecked: 0, missing: 0, duplicated: 0, stale: 0 }));
+        lanes.set(k, (l = { plant, lane, events: 0, delivered: 0, pending: 0, dead: 0, verified: verify && this.readers.has(lane), recordsChecked: 0, missing: 0, duplicated: 0, stale: 0 }));
       }
       return l;
     };
@@ -270,7 +272,7 @@ export class Reconciler {
         }
         l.delivered++;
         if (!l.verified) continue;
-        const reader = this.sinks.get(d.lane) as Sink & RecordReader;
+        const reader = this.readers.get(d.lane)!;
         // Per-event records: what this event wrote (`stale` skips the latest-state mappings).
         const plan = reader.expectedRecords({ event: e.event as unknown as CloudEventV1, stale: true });
         if (plan.ok) {
@@ -296,7 +298,7 @@ export class Reconciler {
     if (verify) {
       for (const [lane, subjects] of latestSubjects) await this.addLatestExpectations(lane, subjects, expected);
       for (const [lane, records] of expected) {
-        const reader = this.sinks.get(lane) as Sink & RecordReader;
+        const reader = this.readers.get(lane)!;
         const list = [...records.values()];
         for (let i = 0; i < list.length; i += READ_CHUNK) {
           const chunk = list.slice(i, i + READ_CHUNK);
@@ -306,7 +308,7 @@ export class Reconciler {
       }
     }
 
-    const unverifiable = [...this.sinks.values()].filter((s) => !isRecordReader(s) && (options.lane === undefined || s.name === options.lane)).map((s) => s.name);
+    const unverifiable = [...this.sinks.keys()].filter((name) => !this.readers.has(name) && (options.lane === undefined || name === options.lane));
     const byKey = new Map<string, { plant: string; subject: string; kinds: Set<FindingKind> }>();
     for (const f of findings) {
       const k = `${f.plant}\u0000${f.subject}`;
@@ -359,8 +361,8 @@ export class Reconciler {
     const result: RepairResult = { resent: [], deleted: [], errors: [] };
     // Duplicates first: a Salesforce upsert by an external id held by two records fails.
     for (const d of deletes.values()) {
-      const sink = this.sinks.get(d.lane);
-      if (!sink || !isRecordReader(sink) || d.ids.length === 0) continue;
+      const sink = this.readers.get(d.lane);
+      if (!sink || d.ids.length === 0) continue;
       try {
         await sink.deleteRecords(d.object, d.ids);
         result.deleted.push(d);
@@ -423,7 +425,7 @@ export class Reconciler {
    * version and expect its latest-state records.
    */
   private async addLatestExpectations(lane: string, subjects: Map<string, { plant: string; subject: string }>, expected: Map<string, Map<string, Expectation>>): Promise<void> {
-    const reader = this.sinks.get(lane) as Sink & RecordReader;
+    const reader = this.readers.get(lane)!;
     const versions = await this.deps.store.appliedVersions(lane, [...subjects.keys()]);
     let forLane = expected.get(lane);
     if (!forLane) expected.set(lane, (forLane = new Map()));

@@ -17,7 +17,8 @@
  */
 import { z } from 'zod';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
-import type { DeliveryItem } from './sink.js';
+import type { PermanentError } from '../../protocols/errors.js';
+import type { DeliveryItem, ExpectedRecord, ExpectedRecords } from './sink.js';
 
 const PATH_SOURCE = '[a-z0-9]{1,20}(?:\\.(?:[A-Za-z_$][A-Za-z0-9_$-]*|\\d+))*';
 const PATH = new RegExp(`^${PATH_SOURCE}$`);
@@ -82,4 +83,20 @@ export function applyFieldMap(event: CloudEventV1, fieldMap: Readonly<Record<str
  */
 export function appliedMappings<M extends { eventType: string; apply: 'every' | 'latest' }>(item: DeliveryItem, mappings: readonly M[]): M[] {
   return mappings.filter((m) => m.eventType === item.event.type && !(m.apply === 'latest' && item.stale));
+}
+
+/**
+ * The records a sink's plan of writes for `item` leaves in its target, for reconciliation.
+ * A plan makes one write per applied mapping, in order, so each write takes its mapping's
+ * `apply`; `record` says which target record a write is and what it sets.
+ */
+export function expectedRecordsOf<M extends { eventType: string; apply: 'every' | 'latest' }, W>(
+  item: DeliveryItem,
+  mappings: readonly M[],
+  plan: { ok: true; writes: W[] } | { ok: false; error: PermanentError },
+  record: (write: W) => Omit<ExpectedRecord, 'apply'>,
+): ExpectedRecords {
+  if (!plan.ok) return plan;
+  const applied = appliedMappings(item, mappings);
+  return { ok: true, records: plan.writes.map((write, i) => ({ ...record(write), apply: applied[i]?.apply === 'latest' ? 'latest' : 'event' })) };
 }

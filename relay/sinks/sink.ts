@@ -44,6 +44,12 @@ export interface ExpectedRecord {
   apply: 'event' | 'latest';
 }
 
+/** What names a record in its target: reconciliation reads records back by it. */
+export type RecordRef = Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>;
+
+/** The records an item writes, or why it cannot be written (the sink's plan error). */
+export type ExpectedRecords = { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError };
+
 export interface FoundRecord {
   id: string;
   fields: Record<string, unknown>;
@@ -55,9 +61,9 @@ export interface FoundRecord {
  */
 export interface RecordReader {
   /** The records `item` would write (the sink's own mapping plan, nothing sent). Same errors as deliver's plan. */
-  expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError };
+  expectedRecords(item: DeliveryItem): ExpectedRecords;
   /** For each ref (same order), every record the target holds with that external id (0, 1 or, where the target allows it, several). Batches calls within the target's limits; throws TransientError/PermanentError like deliver's calls. */
-  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]>;
+  readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]>;
   /** Deletes records by the target's own record id (used to remove duplicates). */
   deleteRecords(object: string, ids: readonly string[]): Promise<void>;
 }

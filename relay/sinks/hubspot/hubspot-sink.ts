@@ -17,7 +17,7 @@ import { describeError, PermanentError, TransientError } from '../../../protocol
 import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, Outcome, RecordReader, RecordRef, Sink } from '../sink.js';
 import { HubSpotBatchClient } from './batch-client.js';
 import { runBatch } from './batch-run.js';
 import { toError, type HubSpotQuota } from './classify.js';
@@ -87,12 +87,12 @@ export class HubSpotSink implements Sink, RecordReader {
   }
 
   /** The records `item` would be written as (records.ts; nothing is sent). */
-  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
     return this.reader.expectedRecords(item);
   }
 
   /** The record per ref, by batch read (records.ts); same token, pacing and timeouts as deliveries. */
-  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+  readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {
     return this.reader.readRecords(refs);
   }
 

@@ -13,15 +13,12 @@
  * - Failures are classified as deliveries' are (classify.ts); any other per-input error
  *   of a read fails the read.
  */
-import type { PermanentError } from '../../../protocols/errors.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, RecordReader, RecordRef } from '../sink.js';
 import type { HubSpotBatchClient } from './batch-client.js';
 import { classifyInputError, toError } from './classify.js';
 import type { HubSpotMapping } from './config.js';
-import { appliedMappings } from '../mapping.js';
+import { expectedRecordsOf } from '../mapping.js';
 import { planWrites } from './plan.js';
-
-type RecordRef = Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>;
 
 export class HubSpotRecords implements RecordReader {
   constructor(
@@ -30,21 +27,13 @@ export class HubSpotRecords implements RecordReader {
     private readonly batchSize: number,
   ) {}
 
-  expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
-    const plan = planWrites(item, this.mappings);
-    if (!plan.ok) return plan;
-    // planWrites makes one write per applied mapping, in order.
-    const applied = appliedMappings(item, this.mappings);
-    return {
-      ok: true,
-      records: plan.writes.map((write, i) => ({
-        object: write.objectType,
-        externalIdField: write.idProperty,
-        externalId: write.id,
-        fields: { ...write.properties },
-        apply: applied[i]?.apply === 'latest' ? 'latest' : 'event',
-      })),
-    };
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
+    return expectedRecordsOf(item, this.mappings, planWrites(item, this.mappings), (write) => ({
+      object: write.objectType,
+      externalIdField: write.idProperty,
+      externalId: write.id,
+      fields: { ...write.properties },
+    }));
   }
 
   async readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {

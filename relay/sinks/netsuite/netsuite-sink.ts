@@ -26,7 +26,7 @@ import type { Logger } from '../../../protocols/log.js';
 import { notAttempted } from '../shared/failures.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
 import { attemptBySubject } from '../shared/subject-order.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, Outcome, RecordReader, RecordRef, Sink } from '../sink.js';
 import { loadPrivateKey } from './assertion.js';
 import { netSuiteBaseUrl, NetSuiteSinkConfig, type NetSuiteSinkConfigInput } from './config.js';
 import { ClientCredentialsTokenSource, type TokenSource } from './oauth.js';
@@ -108,12 +108,12 @@ export class NetSuiteSink implements Sink, RecordReader {
   }
 
   /** The records `item` would be written as (records.ts; nothing is sent). */
-  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
     return this.reader.expectedRecords(item);
   }
 
   /** The record per ref, one GET by external id each, at most `concurrency` at once (records.ts). */
-  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+  readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {
     return this.reader.readRecords(refs);
   }
 

@@ -13,14 +13,11 @@
  * - Delete: `DELETE /services/rest/record/v1/{type}/{internal id}` (204), one per id; a
  *   record already gone counts as deleted.
  */
-import type { PermanentError } from '../../../protocols/errors.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, RecordReader, RecordRef } from '../sink.js';
 import type { NetSuiteMapping } from './config.js';
-import { appliedMappings } from '../mapping.js';
+import { expectedRecordsOf } from '../mapping.js';
 import { planWrites } from './plan.js';
 import type { NetSuiteRestClient } from './rest-client.js';
-
-type RecordRef = Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>;
 
 /** NetSuite's external id is a field of every record, named `externalId`. */
 export const EXTERNAL_ID_FIELD = 'externalId';
@@ -32,21 +29,13 @@ export class NetSuiteRecords implements RecordReader {
     private readonly concurrency: number,
   ) {}
 
-  expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
-    const plan = planWrites(item, this.mappings);
-    if (!plan.ok) return plan;
-    // planWrites makes one write per applied mapping, in order.
-    const applied = appliedMappings(item, this.mappings);
-    return {
-      ok: true,
-      records: plan.writes.map((write, i) => ({
-        object: write.recordType,
-        externalIdField: EXTERNAL_ID_FIELD,
-        externalId: write.externalId,
-        fields: structuredClone(write.body),
-        apply: applied[i]?.apply === 'latest' ? 'latest' : 'event',
-      })),
-    };
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
+    return expectedRecordsOf(item, this.mappings, planWrites(item, this.mappings), (write) => ({
+      object: write.recordType,
+      externalIdField: EXTERNAL_ID_FIELD,
+      externalId: write.externalId,
+      fields: structuredClone(write.body),
+    }));
   }
 
   async readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {

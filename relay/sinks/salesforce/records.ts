@@ -16,10 +16,10 @@
  *   every call was made.
  */
 import { PermanentError, TransientError } from '../../../protocols/errors.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, RecordReader } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, RecordReader, RecordRef } from '../sink.js';
 import { classifyApiResponse, classifyRecordErrors, parseRecordErrors } from './classify.js';
 import type { SalesforceMapping } from './config.js';
-import { appliedMappings } from '../mapping.js';
+import { expectedRecordsOf } from '../mapping.js';
 import { planWrites } from './plan.js';
 import { MAX_RECORDS_PER_CALL, type SalesforceRestClient } from './rest-client.js';
 
@@ -27,8 +27,6 @@ import { MAX_RECORDS_PER_CALL, type SalesforceRestClient } from './rest-client.j
 export const MAX_QUERY_URL_CHARS = 8_000;
 /** The path a query URL starts with, counted against the budget: `/services/data/vXX.X/query?q=`. */
 const QUERY_PATH_CHARS = '/services/data/v000.0/query?q='.length;
-
-type RecordRef = Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>;
 
 /**
  * `encodeURIComponent` that also escapes `!'()*`: fetch percent-encodes `'` in a query
@@ -81,21 +79,13 @@ export class SalesforceRecords implements RecordReader {
     private readonly mappings: readonly SalesforceMapping[],
   ) {}
 
-  expectedRecords(item: DeliveryItem): { ok: true; records: ExpectedRecord[] } | { ok: false; error: PermanentError } {
-    const plan = planWrites(item, this.mappings);
-    if (!plan.ok) return plan;
-    // planWrites makes one write per applied mapping, in order.
-    const applied = appliedMappings(item, this.mappings);
-    return {
-      ok: true,
-      records: plan.writes.map((write, i) => ({
-        object: write.object,
-        externalIdField: write.externalIdField,
-        externalId: write.externalId,
-        fields: { ...write.body },
-        apply: applied[i]?.apply === 'latest' ? 'latest' : 'event',
-      })),
-    };
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
+    return expectedRecordsOf(item, this.mappings, planWrites(item, this.mappings), (write) => ({
+      object: write.object,
+      externalIdField: write.externalIdField,
+      externalId: write.externalId,
+      fields: { ...write.body },
+    }));
   }
 
   async readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {

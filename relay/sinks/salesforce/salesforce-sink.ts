@@ -28,7 +28,7 @@ import { pacedFetch, type SinkRuntime } from '../http.js';
 import type { Logger } from '../../../protocols/log.js';
 import { notAttempted } from '../shared/failures.js';
 import { SinkLifecycle, type SinkState } from '../shared/lifecycle.js';
-import type { DeliveryItem, ExpectedRecord, FoundRecord, Outcome, RecordReader, Sink } from '../sink.js';
+import type { DeliveryItem, ExpectedRecords, FoundRecord, Outcome, RecordReader, RecordRef, Sink } from '../sink.js';
 import { planCalls, type CollectionCall } from './calls.js';
 import { classifyRecordErrors, withContext } from './classify.js';
 import { SalesforceSinkConfig, type SalesforceSinkConfigInput } from './config.js';
@@ -99,12 +99,12 @@ export class SalesforceSink implements Sink, RecordReader {
   }
 
   /** The records `item` would be written as (records.ts; nothing is sent). */
-  expectedRecords(item: DeliveryItem): ReturnType<RecordReader['expectedRecords']> {
+  expectedRecords(item: DeliveryItem): ExpectedRecords {
     return this.reader.expectedRecords(item);
   }
 
   /** Every record per ref, by SOQL query (records.ts); same token, pacing and timeouts as deliveries. */
-  readRecords(refs: readonly Pick<ExpectedRecord, 'object' | 'externalIdField' | 'externalId'>[]): Promise<FoundRecord[][]> {
+  readRecords(refs: readonly RecordRef[]): Promise<FoundRecord[][]> {
     return this.reader.readRecords(refs);
   }
 

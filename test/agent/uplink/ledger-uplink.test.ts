@@ -102,6 +102,43 @@ async function expectNulSkipped(store: RelayStore, outbox: Outbox) {
   expect(rows.map((r) => r.id).sort()).toEqual([local[0]!.id, local[2]!.id].sort());
 }
 
+/** The tests whose steps are the same over either uplink; `setup` gives the relay's store and inbox, the outbox and the uplink. */
+function commonLedgerTests(setup: () => Promise<{ store: RelayStore; inbox: { counts(): { events: number } }; outbox: Outbox; uplink: WebSocketUplink | MqttUplink }>) {
+  it('sends every event\'s ledger entry, and the relay holds each once', async () => {
+    const { store, inbox, outbox, uplink } = await setup();
+    outbox.append('line', drafts(0, 2500));
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    outbox.append('line', drafts(2500, 7));
+    await expectLedgerOnce(store, outbox, 2507);
+    expect(inbox.counts().events).toBe(2507);
+  });
+
+  it('sends the ledger of events with a fractional fact time (whole ms), and never loses the connection over it', async () => {
+    const { store, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', fractionalDrafts());
+    uplink.start();
+    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+    await expectFractionalLedger(store, outbox);
+    // Later entries go too, on the same connection.
+    outbox.append('line', drafts(10, 3));
+    await expectLedgerOnce(store, outbox, 6);
+    expect(counter.connects).toBe(1);
+  });
+
+  it('skips a ledger entry with a NUL in its subject, and the entries after it still reach the relay', async () => {
+    const { store, outbox, uplink } = await setup();
+    const counter = countConnects(uplink);
+    outbox.append('line', [milestoneDraft('WO-before', 'released', T0), nulDraft(), milestoneDraft('WO-after', 'released', T0 + 2)]);
+    uplink.start();
+    // The event itself is refused by the relay (NUL) and quarantined; its neighbours are stored.
+    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), WAIT);
+    await expectNulSkipped(store, outbox);
+    expect(counter.connects).toBe(1);
+  });
+}
+
 describe('ledger over the WebSocket uplink', () => {
   async function setup() {
     const { dir, outbox } = workspace();
@@ -126,14 +163,9 @@ describe('ledger over the WebSocket uplink', () => {
     return { ws, frames };
   }
 
-  it('sends every event\'s ledger entry, and the relay holds each once', async () => {
+  commonLedgerTests(async () => {
     const { ingress, outbox, uplink } = await setup();
-    outbox.append('line', drafts(0, 2500));
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    outbox.append('line', drafts(2500, 7));
-    await expectLedgerOnce(ingress.store, outbox, 2507);
-    expect(ingress.inbox.counts().events).toBe(2507);
+    return { store: ingress.store, inbox: ingress.inbox, outbox, uplink };
   });
 
   it('resends from its cursor when the connection ended before the ledger ack, and the relay still holds each entry once', async () => {
@@ -164,30 +196,6 @@ describe('ledger over the WebSocket uplink', () => {
     expect((await relayLedger(ingress.store)).map((r) => r.id).sort()).toEqual(['evt-1-own', 'evt-2-own']);
     expect(closed).toBe(false);
     expect(raw.ws.readyState).toBe(WebSocket.OPEN);
-  });
-
-  it('sends the ledger of events with a fractional fact time (whole ms), and never loses the connection over it', async () => {
-    const { ingress, outbox, uplink } = await setup();
-    const counter = countConnects(uplink);
-    outbox.append('line', fractionalDrafts());
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    await expectFractionalLedger(ingress.store, outbox);
-    // Later entries go too, on the same connection.
-    outbox.append('line', drafts(10, 3));
-    await expectLedgerOnce(ingress.store, outbox, 6);
-    expect(counter.connects).toBe(1);
-  });
-
-  it('skips a ledger entry with a NUL in its subject, and the entries after it still reach the relay', async () => {
-    const { ingress, outbox, uplink } = await setup();
-    const counter = countConnects(uplink);
-    outbox.append('line', [milestoneDraft('WO-before', 'released', T0), nulDraft(), milestoneDraft('WO-after', 'released', T0 + 2)]);
-    uplink.start();
-    // The event itself is refused by the relay (NUL) and quarantined; its neighbours are stored.
-    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), WAIT);
-    await expectNulSkipped(ingress.store, outbox);
-    expect(counter.connects).toBe(1);
   });
 
   it('refuses a ledger frame of more than 2000 entries, and stores none of it', async () => {
@@ -267,14 +275,9 @@ describe('ledger over the MQTT uplink (embedded broker)', () => {
     return { client, frames };
   }
 
-  it('sends every event\'s ledger entry, and the relay holds each once', async () => {
+  commonLedgerTests(async () => {
     const { relay, outbox, uplink } = await setup();
-    outbox.append('line', drafts(0, 2500));
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    outbox.append('line', drafts(2500, 7));
-    await expectLedgerOnce(relay.relay.store, outbox, 2507);
-    expect(relay.inbox.counts().events).toBe(2507);
+    return { store: relay.relay.store, inbox: relay.inbox, outbox, uplink };
   });
 
   it('resends from its cursor when the connection ended before the ledger ack, and the relay still holds each entry once', async () => {
@@ -303,28 +306,6 @@ describe('ledger over the MQTT uplink (embedded broker)', () => {
     expect((await relayLedger(relay.relay.store)).map((r) => r.id).sort()).toEqual(['evt-1-own', 'evt-2-own']);
     expect(closed).toBe(false);
     expect(raw.client.connected).toBe(true);
-  });
-
-  it('sends the ledger of events with a fractional fact time (whole ms), and never loses the connection over it', async () => {
-    const { relay, outbox, uplink } = await setup();
-    const counter = countConnects(uplink);
-    outbox.append('line', fractionalDrafts());
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    await expectFractionalLedger(relay.relay.store, outbox);
-    outbox.append('line', drafts(10, 3));
-    await expectLedgerOnce(relay.relay.store, outbox, 6);
-    expect(counter.connects).toBe(1);
-  });
-
-  it('skips a ledger entry with a NUL in its subject, and the entries after it still reach the relay', async () => {
-    const { relay, outbox, uplink } = await setup();
-    const counter = countConnects(uplink);
-    outbox.append('line', [milestoneDraft('WO-before', 'released', T0), nulDraft(), milestoneDraft('WO-after', 'released', T0 + 2)]);
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats()).toMatchObject({ pending: 0, rejected: 1 }), WAIT);
-    await expectNulSkipped(relay.relay.store, outbox);
-    expect(counter.connects).toBe(1);
   });
 
   it('sends no ledger frame to a relay whose welcome lacks the ledger feature, and delivers as before', async () => {

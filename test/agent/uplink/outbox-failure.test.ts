@@ -12,6 +12,7 @@ import { WebSocketUplinkConfig } from '../../../agent/uplink/config.js';
 import { MqttUplinkConfig } from '../../../agent/uplink/mqtt-config.js';
 import { MqttUplink } from '../../../agent/uplink/mqtt-uplink.js';
 import { WebSocketUplink } from '../../../agent/uplink/ws-uplink.js';
+import type { Logger } from '../../../protocols/log.js';
 import { milestoneDraft } from '../../helpers/drafts.js';
 import { startMqttRelay } from '../../helpers/mqtt-relay.js';
 import { startIngress } from '../../helpers/relay-ingress.js';
@@ -56,47 +57,49 @@ function lockUntilOutboxError(path: string, uplink: Uplink) {
   return seen;
 }
 
+/** Each uplink against its real relay: the uplink, the relay's event count and what the uplink logs on the failure. */
+const TRANSPORTS: {
+  name: string;
+  logged: string;
+  start(dir: string, outbox: Outbox, logger: Logger): Promise<{ uplink: Uplink; relayEvents: () => number }>;
+}[] = [
+  {
+    name: 'WebSocket',
+    logged: 'could not apply a relay frame to the outbox',
+    async start(dir, outbox, logger) {
+      const ingress = await startIngress(join(dir, 'relay'));
+      stops.push(() => ingress.stop());
+      const config = WebSocketUplinkConfig.parse({ kind: 'websocket', url: ingress.url, token: ingress.tokens.a, reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, maxBatchEvents: 50 });
+      return { uplink: new WebSocketUplink(config, outbox, logger), relayEvents: () => ingress.inbox.counts().events };
+    },
+  },
+  {
+    name: 'MQTT',
+    logged: 'could not apply a relay message to the outbox',
+    async start(dir, outbox, logger) {
+      const relay = await startMqttRelay(join(dir, 'relay'), { listeners: { tcp: { host: '127.0.0.1', port: 0 } } });
+      stops.push(() => relay.stop());
+      const config = MqttUplinkConfig.parse({ kind: 'mqtt', url: `mqtt://127.0.0.1:${relay.ports.tcp}`, token: relay.tokens.a, reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, maxBatchEvents: 50 });
+      return { uplink: new MqttUplink(config, outbox, { agentId: 'agent-a', plant: 'plant-a' }, logger), relayEvents: () => relay.inbox.counts().events };
+    },
+  },
+];
+
 describe('the outbox failing under a running uplink', () => {
-  it('WebSocket: drops the connection instead of crashing, and once the lock is gone delivers every event once', async () => {
-    const { dir, path, outbox } = workspace();
-    outbox.append('line', drafts(40));
-    const ingress = await startIngress(join(dir, 'relay'));
-    stops.push(() => ingress.stop());
-    const log = capturingLogger();
-    const uplink = new WebSocketUplink(
-      WebSocketUplinkConfig.parse({ kind: 'websocket', url: ingress.url, token: ingress.tokens.a, reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, maxBatchEvents: 50 }),
-      outbox,
-      log.logger,
-    );
-    stops.push(() => uplink.stop());
-    const seen = lockUntilOutboxError(path, uplink);
+  for (const transport of TRANSPORTS) {
+    it(`${transport.name}: drops the connection instead of crashing, and once the lock is gone delivers every event once`, async () => {
+      const { dir, path, outbox } = workspace();
+      outbox.append('line', drafts(40));
+      const log = capturingLogger();
+      const { uplink, relayEvents } = await transport.start(dir, outbox, log.logger);
+      stops.push(() => uplink.stop());
+      const seen = lockUntilOutboxError(path, uplink);
 
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    expect(seen.drops).toBe(1);
-    expect(log.lines.some((l) => l.msg.includes('could not apply a relay frame to the outbox') && /locked|busy/i.test(String(l.err)))).toBe(true);
-    expect(ingress.inbox.counts().events).toBe(40);
-  });
-
-  it('MQTT: drops the connection instead of crashing, and once the lock is gone delivers every event once', async () => {
-    const { dir, path, outbox } = workspace();
-    outbox.append('line', drafts(40));
-    const relay = await startMqttRelay(join(dir, 'relay'), { listeners: { tcp: { host: '127.0.0.1', port: 0 } } });
-    stops.push(() => relay.stop());
-    const log = capturingLogger();
-    const uplink = new MqttUplink(
-      MqttUplinkConfig.parse({ kind: 'mqtt', url: `mqtt://127.0.0.1:${relay.ports.tcp}`, token: relay.tokens.a, reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, maxBatchEvents: 50 }),
-      outbox,
-      { agentId: 'agent-a', plant: 'plant-a' },
-      log.logger,
-    );
-    stops.push(() => uplink.stop());
-    const seen = lockUntilOutboxError(path, uplink);
-
-    uplink.start();
-    await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
-    expect(seen.drops).toBe(1);
-    expect(log.lines.some((l) => l.msg.includes('could not apply a relay message to the outbox') && /locked|busy/i.test(String(l.err)))).toBe(true);
-    expect(relay.inbox.counts().events).toBe(40);
-  });
+      uplink.start();
+      await vi.waitFor(() => expect(outbox.stats().pending).toBe(0), WAIT);
+      expect(seen.drops).toBe(1);
+      expect(log.lines.some((l) => l.msg.includes(transport.logged) && /locked|busy/i.test(String(l.err)))).toBe(true);
+      expect(relayEvents()).toBe(40);
+    });
+  }
 });

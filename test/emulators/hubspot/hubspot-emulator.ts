@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EmulatorServer } from '../shared/emulator-server.js';
-import { countStatus, replyControl } from '../shared/http-helpers.js';
+import { controlJson, countStatus, replyControl } from '../shared/http-helpers.js';
 import { RateLimits, type RollingWindow } from './rate-limits.js';
 import {
   checkInput,
@@ -718,12 +718,8 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (req.method === 'GET' && target.pathname === '/__emulator/stats') return reply(200, this.stats());
     if (req.method === 'GET' && target.pathname === '/__emulator/records') return reply(200, this.records(target.searchParams.get('objectType') ?? ''));
     if (req.method === 'POST' && target.pathname === '/__emulator/tamper') {
-      let tamper: TamperRequest;
-      try {
-        tamper = JSON.parse(await this.readBody(req)) as TamperRequest;
-      } catch (error) {
-        return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
-      }
+      const tamper = await controlJson<TamperRequest>(this.readBody(req), 'tamper', reply);
+      if (!tamper) return;
       const missing: string[] = [];
       const s = tamper.setProperties;
       if (s && !this.setProperties(s.objectType, s.property, s.value, s.properties ?? {})) missing.push(`setProperties: no ${s.objectType} record with ${s.property}=${s.value}`);
@@ -732,12 +728,8 @@ export class HubSpotEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
       return missing.length > 0 ? reply(404, { error: missing.join('; ') }) : reply(204);
     }
     if (req.method === 'POST' && target.pathname === '/__emulator/faults') {
-      let faults: FaultsRequest;
-      try {
-        faults = JSON.parse(await this.readBody(req)) as FaultsRequest;
-      } catch (error) {
-        return reply(400, { error: `invalid faults request: ${(error as Error).message}` });
-      }
+      const faults = await controlJson<FaultsRequest>(this.readBody(req), 'faults', reply);
+      if (!faults) return;
       if (faults.failNext) this.failNext(faults.failNext.n, faults.failNext);
       if (faults.outage !== undefined) this.setOutage(faults.outage);
       if (faults.latencyMs !== undefined) this.setLatency(faults.latencyMs);

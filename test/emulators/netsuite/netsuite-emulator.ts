@@ -29,7 +29,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EmulatorServer } from '../shared/emulator-server.js';
-import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
+import { controlJson, countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
 import { decodeJwt, isAssertionAlgorithm, signAccessToken, toPublicKey, verifyJwtSignature } from './jwt.js';
 import {
   checkUpsertBody,
@@ -641,12 +641,8 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('type') ?? ''));
     if (req.method === 'GET' && pathname === '/__emulator/audit') return reply(200, this.loginAuditTrail());
     if (req.method === 'POST' && pathname === '/__emulator/tamper') {
-      let tamper: TamperRequest;
-      try {
-        tamper = JSON.parse(await this.readBody(req)) as TamperRequest;
-      } catch (error) {
-        return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
-      }
+      const tamper = await controlJson<TamperRequest>(this.readBody(req), 'tamper', reply);
+      if (!tamper) return;
       const missing: string[] = [];
       const s = tamper.setFields;
       if (s && !this.setFields(s.type, s.externalId, s.fields ?? {})) missing.push(`setFields: no ${s.type} record ${s.externalId}`);
@@ -655,12 +651,8 @@ export class NetSuiteEmulator extends EventEmitter<{ upsert: [UpsertEvent] }> {
       return missing.length > 0 ? reply(404, { error: missing.join('; ') }) : reply(204);
     }
     if (req.method === 'POST' && pathname === '/__emulator/faults') {
-      let faults: FaultsRequest;
-      try {
-        faults = JSON.parse(await this.readBody(req)) as FaultsRequest;
-      } catch (error) {
-        return reply(400, { error: `invalid faults request: ${(error as Error).message}` });
-      }
+      const faults = await controlJson<FaultsRequest>(this.readBody(req), 'faults', reply);
+      if (!faults) return;
       if (faults.failNext) this.failNext(faults.failNext.n, faults.failNext);
       if (faults.outage !== undefined) this.setOutage(faults.outage);
       if (faults.latencyMs !== undefined) this.setLatency(faults.latencyMs);

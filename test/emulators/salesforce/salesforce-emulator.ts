@@ -23,7 +23,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { EmulatorServer } from '../shared/emulator-server.js';
-import { countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
+import { controlJson, countStatus, readBodyDrained, replyControl, RequestTooLarge, sendJson } from '../shared/http-helpers.js';
 import { JWT_BEARER_GRANT_TYPE, JwtBearerVerifier, type JwtBearerClient, type ReceivedAssertion } from './jwt-bearer.js';
 import { collectionUpsert, MAX_COLLECTION_RECORDS, type RecordError, type UpsertResult } from './collections.js';
 import { defaultObjects, type SalesforceError, type SObjectFieldSpec, type SObjectSpec, type ValidationRule } from './objects.js';
@@ -557,12 +557,8 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
     if (req.method === 'GET' && pathname === '/__emulator/records') return reply(200, this.records(query.get('object') ?? ''));
     if (req.method === 'POST' && pathname === '/__emulator/tamper') return this.tamper(req, reply);
     if (req.method === 'POST' && pathname === '/__emulator/faults') {
-      let faults: FaultsRequest;
-      try {
-        faults = JSON.parse(await this.readBody(req)) as FaultsRequest;
-      } catch (error) {
-        return reply(400, { error: `invalid faults request: ${(error as Error).message}` });
-      }
+      const faults = await controlJson<FaultsRequest>(this.readBody(req), 'faults', reply);
+      if (!faults) return;
       if (faults.failNext) this.failNext(faults.failNext.n, faults.failNext);
       if (faults.failRecord) {
         const { object, externalId, n, statusCode, message, fields } = faults.failRecord;
@@ -579,12 +575,8 @@ export class SalesforceEmulator extends EventEmitter<{ upsert: [UpsertEvent]; co
 
   /** `POST /__emulator/tamper`: 204, or 404 naming the first change that found no record. */
   private async tamper(req: IncomingMessage, reply: (status: number, body?: unknown) => void): Promise<void> {
-    let body: TamperRequest;
-    try {
-      body = JSON.parse(await this.readBody(req)) as TamperRequest;
-    } catch (error) {
-      return reply(400, { error: `invalid tamper request: ${(error as Error).message}` });
-    }
+    const body = await controlJson<TamperRequest>(this.readBody(req), 'tamper', reply);
+    if (!body) return;
     const missing: string[] = [];
     if (body.duplicate) {
       const { object, externalId } = body.duplicate;

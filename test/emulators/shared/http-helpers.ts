@@ -44,3 +44,18 @@ export function replyControl(res: ServerResponse, status: number, body?: unknown
   const text = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {}).end(text);
 }
+
+/**
+ * The JSON body of a control request (`what`: "tamper", "faults"), or undefined once a 400
+ * naming the problem has been answered.
+ */
+export async function controlJson<T>(body: Promise<string>, what: string, reply: (status: number, body?: unknown) => void): Promise<T | undefined> {
+  try {
+    const value: unknown = JSON.parse(await body);
+    if (typeof value !== 'object' || value === null) throw new Error('expected a JSON object');
+    return value as T;
+  } catch (error) {
+    reply(400, { error: `invalid ${what} request: ${(error as Error).message}` });
+    return undefined;
+  }
+}
