@@ -120,6 +120,10 @@ export class Relay {
     this.tls = Boolean(tls);
     const reconciler = new Reconciler({ store: this.store, sinks: this.sinks, retentionHours: config.relay.retentionHours });
     const wakeAll = () => this.workers.forEach((w) => w.wake());
+    const onReplay = (replayed: number) => {
+      this.metrics.replays(replayed);
+      wakeAll();
+    };
     const api = operatorApi({
       reconciler,
       onResend: wakeAll,
@@ -129,10 +133,7 @@ export class Relay {
       ready: () => this.readiness(),
       agents: () => this.agentsView(),
       metrics: { requireToken: metricsNeedToken(config.metrics, config.relay.listen.host, config.api.tokens.length), scrape: () => this.metrics.scrape() },
-      onReplay: (replayed) => {
-        this.metrics.replays(replayed);
-        this.workers.forEach((w) => w.wake());
-      },
+      onReplay,
       logger: this.logger.child({ component: 'api' }),
     });
     this.webConsole = new WebConsole({
@@ -146,10 +147,7 @@ export class Relay {
       latency: () => this.metrics.agentToSink.lastHour(),
       reconciler,
       onResend: wakeAll,
-      onReplay: (replayed) => {
-        this.metrics.replays(replayed);
-        this.workers.forEach((w) => w.wake());
-      },
+      onReplay,
       logger: this.logger.child({ component: 'console' }),
     });
     const handler = (req: IncomingMessage, res: ServerResponse) => {

@@ -19,14 +19,13 @@
  * - A frame holds at most `MAX_LEDGER_ENTRIES` entries and `maxFrameBytes` bytes.
  */
 import { sourceUri } from '../../protocols/events/envelope.js';
+import { describeError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
 import { LedgerEntryWire, MAX_LEDGER_ENTRIES } from '../../protocols/uplink/frames.js';
 import type { LedgerRecord, Outbox } from '../outbox/outbox.js';
 
 /** Bytes of a ledger frame besides its entries: `{"t":"ledger","upto":N,"entries":[...]}`. */
 const FRAME_OVERHEAD = 64;
-/** The string fields the relay's stores index or key on, where a NUL cannot be stored. */
-const NUL_FIELDS = ['id', 'source', 'type', 'subject'] as const;
 
 export interface LedgerFrameToSend {
   upto: number;
@@ -56,8 +55,21 @@ export class LedgerSender {
     this.inFlight = undefined;
   }
 
-  /** The next ledger frame for a relay registered with `plant`, or undefined (one in flight, or nothing to send). */
+  /**
+   * The next ledger frame for a relay registered with `plant`, or undefined (one in flight,
+   * nothing to send, or the outbox could not be read: logged).
+   */
   next(plant: string, maxFrameBytes: number): LedgerFrameToSend | undefined {
+    try {
+      return this.build(plant, maxFrameBytes);
+    } catch (e) {
+      // The ledger is for reconciliation: a failed read (closing, disk error) must not crash the agent from a timer.
+      this.logger.warn({ err: describeError(e) }, 'could not read the outbox ledger for the relay');
+      return undefined;
+    }
+  }
+
+  private build(plant: string, maxFrameBytes: number): LedgerFrameToSend | undefined {
     if (this.inFlight && performance.now() - this.inFlight.sentMs < this.ackTimeoutMs) return undefined;
     this.inFlight = undefined;
     const prefix = sourceUri(plant, '');
@@ -113,15 +125,9 @@ export class LedgerSender {
     // Rows written before the outbox truncated fractional event times may hold one; `time` is truncated too.
     const entry = { id: r.id, source: r.source, type: r.type, subject: r.subject, timeMs: Number.isFinite(r.timeMs) ? Math.trunc(r.timeMs) : r.timeMs, status: r.status };
     const parsed = LedgerEntryWire.safeParse(entry);
-    let problem: string | undefined;
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      problem = `${issue?.path.join('.') || '(entry)'}: ${issue?.message ?? 'invalid'}`;
-    } else {
-      const field = NUL_FIELDS.find((f) => parsed.data[f].includes('\u0000'));
-      if (field) problem = `${field}: contains a NUL character`;
-    }
-    if (parsed.success && problem === undefined) return parsed.data;
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    const problem = `${issue?.path.join('.') || '(entry)'}: ${issue?.message ?? 'invalid'}`;
     // Values stay out of the log (a subject may name a customer's order); the seq finds the row.
     if (r.seq > this.warnedBadSeq) {
       this.warnedBadSeq = r.seq;
@@ -132,11 +138,14 @@ export class LedgerSender {
 
   /**
    * Applies the relay's `ledger-ack`; false when it is not the ack of the frame in flight
-   * (nothing changes). Entries the relay `refused` are not resent (they never would be taken);
-   * the relay logs why.
+   * (nothing changes; one from an earlier connection, say). Entries the relay `refused` are not
+   * resent (they never would be taken); the relay logs why.
    */
   ack(upto: number, refused = 0): boolean {
-    if (!this.inFlight || this.inFlight.upto !== upto) return false;
+    if (!this.inFlight || this.inFlight.upto !== upto) {
+      this.logger.debug({ upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+      return false;
+    }
     this.inFlight = undefined;
     this.outbox.ackLedger(upto);
     if (refused > 0) this.logger.warn({ upto, refused }, 'relay refused some ledger entries (its log says why); not resent');

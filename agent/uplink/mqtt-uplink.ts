@@ -229,7 +229,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
         return this.onAck(frame);
       case 'ledger-ack':
         // One from an earlier connection (persistent session) names no frame in flight: ignored.
-        if (!this.ledger.ack(frame.upto, frame.refused)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        if (!this.ledger.ack(frame.upto, frame.refused)) return;
         // More entries waiting (after an outage): send on while no batch waits for its ack.
         if (this.window.size === 0) this.sendLedger(conn);
         return;
@@ -383,13 +383,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> implements Uplink {
     const welcome = conn.welcome;
     if (this.conn !== conn || !conn.client.connected || !welcome?.features?.includes(LEDGER_FEATURE)) return;
     if (conn.ledgerPausedUntilMs !== undefined && Date.now() < conn.ledgerPausedUntilMs) return;
-    let next;
-    try {
-      next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
-    } catch (e) {
-      // The ledger is for reconciliation: a failed read (closing, disk error) must not crash the agent from a timer.
-      return this.logger.warn({ err: describeError(e) }, 'could not read the outbox ledger for the relay');
-    }
+    const next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
     if (!next) return;
     // QoS 1, like batches: a lost frame is sent again after the ack timeout.
     conn.client.publish(this.topics.events, next.frame, { qos: 1 }, (err) => {

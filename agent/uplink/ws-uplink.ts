@@ -218,7 +218,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
       case 'ack':
         return this.onAck(frame);
       case 'ledger-ack':
-        if (!this.ledger.ack(frame.upto, frame.refused)) return this.logger.debug({ upto: frame.upto }, 'ledger-ack for a ledger frame not in flight; ignored');
+        if (!this.ledger.ack(frame.upto, frame.refused)) return;
         // More entries waiting (after an outage): send on while no event batch waits for its ack.
         if (this.window.size === 0) this.sendLedger();
         return;
@@ -312,13 +312,7 @@ export class WebSocketUplink extends EventEmitter<UplinkEvents> implements Uplin
     const ws = this.ws;
     const welcome = this.welcome;
     if (!ws || !welcome || ws.readyState !== WebSocket.OPEN || !welcome.features?.includes(LEDGER_FEATURE)) return;
-    let next;
-    try {
-      next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
-    } catch (e) {
-      // The ledger is for reconciliation: a failed read (closing, disk error) must not crash the agent from a timer.
-      return this.logger.warn({ err: describeError(e) }, 'could not read the outbox ledger for the relay');
-    }
+    const next = this.ledger.next(welcome.plant, welcome.maxFrameBytes);
     if (next) ws.send(next.frame);
   }
 

@@ -94,11 +94,8 @@ export const AckFrame = z.object({
 });
 export type AckFrame = z.infer<typeof AckFrame>;
 
-/**
- * `forbidden_topic`: over MQTT, a batch on the events topic of an agent id or plant the relay does not have registered.
- * `plant_mismatch`: a ledger frame naming a source outside the agent's plant (only agents that send ledger frames get it).
- */
-export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'forbidden_topic', 'plant_mismatch', 'internal']);
+/** `forbidden_topic`: over MQTT, a batch on the events topic of an agent id or plant the relay does not have registered. */
+export const ErrorCode = z.enum(['malformed_frame', 'unexpected_frame', 'frame_too_large', 'batch_too_large', 'forbidden_topic', 'internal']);
 export const ErrorFrame = z.object({
   t: z.literal('error'),
   code: ErrorCode,
@@ -153,12 +150,20 @@ export const LEDGER_FEATURE = 'ledger';
 export const MAX_LEDGER_ENTRIES = 2000;
 
 /** One event an agent's outbox committed (`stored`) or dropped because it was full (`dropped`). */
+/** Text the relay's stores index or key on: PostgreSQL text cannot hold a NUL. */
+const storableText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), { message: 'contains a NUL character' });
+
 export const LedgerEntryWire = z.object({
-  id: z.string().min(1).max(128),
-  /** The event's CloudEvents `source`; the relay refuses a frame naming a source outside the agent's plant. */
-  source: z.string().min(1).max(512),
-  type: z.string().min(1).max(256),
-  subject: z.string().min(1).max(256),
+  id: storableText(128),
+  /** The event's CloudEvents `source`; the relay refuses an entry naming a source outside the agent's plant. */
+  source: storableText(512),
+  type: storableText(256),
+  subject: storableText(256),
   /** The event time (its `time` attribute), Unix ms. */
   timeMs: z.number().int(),
   status: z.enum(['stored', 'dropped']),

@@ -25,9 +25,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../../protocols/log.js';
-import { PermanentError, TransientError } from '../../protocols/errors.js';
 import { trace } from '../console/trace.js';
-import { isRequestError, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
+import { reconcileFailure, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
 import type { DeadLetterFilter, RelayStore } from '../store/store.js';
 
 export const ApiToken = z
@@ -193,9 +192,9 @@ export function operatorApi(deps: OperatorApiDeps) {
     try {
       send(res, 200, await work());
     } catch (e) {
-      if (isRequestError(e)) return send(res, 400, { error: e.message });
-      if (e instanceof PermanentError || e instanceof TransientError) return send(res, 502, { error: `the target refused or did not answer: ${e.message}` });
-      throw e;
+      const failure = reconcileFailure(e);
+      if (!failure) throw e;
+      send(res, failure.status, { error: failure.message });
     }
   }
 }

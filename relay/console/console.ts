@@ -22,9 +22,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { PermanentError, TransientError } from '../../protocols/errors.js';
 import type { Logger } from '../../protocols/log.js';
-import { isRepairable, isRequestError, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
+import { isRepairable, reconcileFailure, reconcileOptionsFrom, RepairRequest, type Reconciler } from '../reconcile/reconcile.js';
 import type { ApiConfig } from '../api/operator-api.js';
 import type { RelayStore } from '../store/store.js';
 import { consoleAssets } from './assets.js';
@@ -61,9 +60,8 @@ async function reconcileCall<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    if (isRequestError(e)) throw new HttpError(400, e.message);
-    if (e instanceof PermanentError || e instanceof TransientError) throw new HttpError(502, `the target refused or did not answer: ${e.message}`);
-    throw e;
+    const failure = reconcileFailure(e);
+    throw failure ? new HttpError(failure.status, failure.message) : e;
   }
 }
 

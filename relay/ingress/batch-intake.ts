@@ -13,10 +13,10 @@
  *   ack); the rest of their batch is stored. A frame that is not a batch at all gets an error.
  * - An event is stored only when its `plant` attribute is the agent's registered plant and its
  *   `source` lies under that plant's source prefix: credentials are bound to one plant.
- * - A ledger frame is stored whole or not at all: one entry naming a source outside the agent's
- *   plant refuses the frame (`plant_mismatch`). Its `ledger-ack` is returned only after
- *   `store.addLedger` resolved (the durable commit; idempotent on (source, id), so a resent
- *   frame changes nothing).
+ * - A ledger frame's entries are checked one by one: an invalid one, or one naming a source
+ *   outside the agent's plant, is refused alone and counted in the `ledger-ack` (`refused`);
+ *   the connection stays. The ack is returned only after `store.addLedger` resolved (the
+ *   durable commit; idempotent on (source, id), so a resent frame changes nothing).
  * - Asynchronous (the store's commit is); a transport that wants acks in batch order feeds it
  *   one frame of a connection at a time (`SerialQueue`), awaiting each. The observer hears of
  *   a batch after its commit and before its ack.
@@ -130,11 +130,6 @@ export class BatchIntake {
       const e = parsed.data;
       if (!isPlantSource(agent, e.source)) {
         refusals.push(`entry ${e.id.slice(0, 128)} names a source outside ${sourceUri(agent.plant, '')}: "${e.source.slice(0, 512)}"`);
-        continue;
-      }
-      // As for events: PostgreSQL text cannot hold NUL, and a frame the store cannot commit would be resent forever.
-      if ([e.id, e.source, e.type, e.subject].some((v) => v.includes('\u0000'))) {
-        refusals.push(`entry ${JSON.stringify(e.id.slice(0, 128))} contains a NUL character`);
         continue;
       }
       entries.push(e);

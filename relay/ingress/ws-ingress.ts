@@ -39,7 +39,6 @@ const CLOSE_CODE_FOR: Record<ErrorFrame['code'], number> = {
   frame_too_large: CloseCode.tooLarge,
   batch_too_large: CloseCode.protocolViolation,
   forbidden_topic: CloseCode.protocolViolation,
-  plant_mismatch: CloseCode.protocolViolation,
   internal: CloseCode.internal,
 };
 

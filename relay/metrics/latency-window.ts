@@ -85,7 +85,7 @@ export class LatencyWindow {
  * not stamp it: its event time would measure the plant's history (an outage, a late file), not
  * the agent-to-CRM path, so such events stay out of the chart.
  */
-export function readTimeMs(event: { time: string; readtime?: unknown }): number | undefined {
+export function readTimeMs(event: Readonly<Record<string, unknown>>): number | undefined {
   if (typeof event.readtime !== 'string') return undefined;
   const t = Date.parse(event.readtime);
   return Number.isFinite(t) ? t : undefined;

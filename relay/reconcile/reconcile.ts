@@ -30,7 +30,7 @@
  * `relay.retentionHours`; a day that ended before that is refused.
  */
 import { z } from 'zod';
-import { PermanentError } from '../../protocols/errors.js';
+import { PermanentError, TransientError } from '../../protocols/errors.js';
 import type { CloudEventV1 } from '../../protocols/events/envelope.js';
 import { isRecordReader, type ExpectedRecord, type FoundRecord, type RecordReader, type Sink } from '../sinks/sink.js';
 import type { LedgerRow, RelayStore, TracedEvent } from '../store/store.js';
@@ -134,6 +134,16 @@ const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set(['bad_day', 'day_out_of
 /** Whether a reconciliation failed through the request's fault (a bad or too old day, an unknown lane), not the targets'. */
 export function isRequestError(e: unknown): e is PermanentError {
   return e instanceof PermanentError && REQUEST_ERROR_CODES.has(e.code);
+}
+
+/**
+ * How an HTTP caller hears of a failed reconciliation or repair: a bad request is 400, a
+ * target that refused or did not answer 502; undefined for anything else (a bug: 500).
+ */
+export function reconcileFailure(e: unknown): { status: 400 | 502; message: string } | undefined {
+  if (isRequestError(e)) return { status: 400, message: e.message };
+  if (e instanceof PermanentError || e instanceof TransientError) return { status: 502, message: `the target refused or did not answer: ${e.message}` };
+  return undefined;
 }
 
 export interface ReconcilerDeps {
@@ -344,9 +354,8 @@ export class Reconciler {
     const resend = new Map<string, Set<number>>();
     const deletes = new Map<string, { lane: string; object: string; ids: string[] }>();
     for (const f of report.findings) {
-      if (!REPAIRABLE.has(f.kind) || f.lane === undefined || f.inboxSeq === undefined || !f.record) continue;
+      if (!isRepairable(f) || f.lane === undefined || f.inboxSeq === undefined || !f.record) continue;
       if (f.kind === 'duplicated') {
-        if (f.manual) continue;
         const [, ...extra] = f.record.ids ?? [];
         const k = `${f.lane}\u0000${f.record.object}`;
         let d = deletes.get(k);
